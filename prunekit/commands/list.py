@@ -1,0 +1,20 @@
+"""``prunekit list``: the registered models, datasets, losses, pruners and attacks."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("list", help="list registered models, datasets, losses, pruners, attacks")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import prunekit
+
+    for title, reg in (("models", prunekit.MODELS), ("datasets", prunekit.DATASETS),
+                       ("losses", prunekit.LOSSES), ("pruners", prunekit.PRUNERS),
+                       ("attacks", prunekit.ATTACKS)):
+        print(f"{title:9s} {', '.join(reg.names(aliases=True))}")
+    return 0

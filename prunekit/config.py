@@ -1,0 +1,371 @@
+"""Run configuration: one typed, validated tree for one run of the three-stage pipeline.
+
+A YAML file (``prunekit train --config``) or one expanded grid point (``prunekit bench``) is turned
+into a :class:`RunConfig` by :meth:`RunConfig.from_dict`, which rejects unknown fields and bad
+values with one line naming the field (docs/config.md lists every field).
+
+Method-specific settings live in a top-level section named after the pruner (``d2bc:``,
+``hydra:``, ``admm:`` ...). Inside it, ``prune:`` and ``finetune:`` override the stage settings for
+that method (HYDRA fine-tunes at lr 0.01, ANAS-P at 1e-4) and every other key is a pruner
+hyperparameter passed to ``PRUNERS.build``. Only the section of the chosen ``method`` is used.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
+    "RunConfig", "load_yaml",
+]
+
+
+class ConfigError(ValueError):
+    """An invalid config field or value; the message is one line naming the field."""
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "fashion_mnist"      #: name in ``prunekit.DATASETS``
+    root: str | None = None             #: data folder / archive (None: the dataset's default)
+    download: bool = False              #: passed to torchvision datasets
+    train_subset: int | None = None     #: seeded subset of the training set (None: all)
+    folds: int | None = None            #: K of K-fold cross-validation (None: no folds)
+    fold: int | None = None             #: k (0-based) -- trains on the other K-1 folds
+    augment: bool | None = None         #: None: the dataset's default (crop+flip for CIFAR-like)
+    batch_size: int = 128
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = "vgg-small"             #: name in ``prunekit.MODELS``
+    width: float = 1.0                  #: channel-width multiplier
+
+
+@dataclass
+class LossConfig:
+    name: str = "trades"                #: name in ``prunekit.LOSSES`` (pgd_at, trades, mart)
+    eps: float | None = None            #: L-inf radius; None: the dataset's default eps
+    step_size: float | None = None      #: None: eps / 4
+    steps: int = 10
+    beta: float = 6.0                   #: TRADES / MART regulariser weight (unused by pgd_at)
+
+
+@dataclass
+class StageConfig:
+    epochs: int = 0
+    lr: float = 0.1
+    optimizer: str = "sgd"              #: sgd | adam
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 2e-4
+    schedule: str = "cosine"            #: cosine | multistep | constant
+    milestones: list[int] = field(default_factory=list)   #: epochs, for multistep
+    lr_gamma: float = 0.1               #: multistep factor (ANAS-P halves: 0.5)
+
+
+@dataclass
+class EvalConfig:
+    eps: float | None = None            #: None: the training loss's eps
+    attacks: list[str] = field(default_factory=lambda: ["pgd-50-10", "apgd-ce", "autoattack"])
+    n_examples: int | None = 1000       #: first N test examples (None: the whole test set)
+    batch_size: int = 256
+    seed: int = 0
+
+
+@dataclass
+class RunConfig:
+    """One run: pretrain (dense) -> prune/search -> finalize -> fine-tune -> evaluate."""
+
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"                #: auto | cpu | cuda | cuda:N
+    amp: bool = False                   #: bf16 autocast (CUDA only; ignored on the CPU)
+    channels_last: bool = False         #: channels_last memory format (CUDA only)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    pretrain: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=0.1))
+    method: str = "dense"               #: name in ``prunekit.PRUNERS``
+    sparsity: float = 0.0               #: fraction removed, in [0, 1)
+    prune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
+    finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    #: per-method sections, keyed by pruner name: hyperparameters plus optional stage overrides
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, check_registries: bool = True) -> "RunConfig":
+        """Build and validate. Top-level keys that are not fields are method sections only if
+        they name a registered pruner; anything else is an error naming the field."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"config must be a mapping, got {type(d).__name__}")
+        d = copy.deepcopy(dict(d))
+        known = {f.name for f in dataclasses.fields(cls)}
+        methods = dict(d.pop("methods", {}) or {})
+        for key in list(d):
+            if key not in known:
+                if check_registries and _is_pruner(key):
+                    methods[key] = d.pop(key) or {}
+                else:
+                    hint = f"; pruner sections: {', '.join(_pruner_names())}" if check_registries else ""
+                    raise ConfigError(f"unknown config field {key!r}; valid fields: "
+                                      f"{', '.join(sorted(known - {'methods'}))}{hint}")
+        cfg = _build(cls, d, "")
+        for name, sec in methods.items():
+            if not isinstance(sec, Mapping):
+                raise ConfigError(f"config field {name!r} must be a mapping of hyperparameters")
+        cfg.methods = {k: dict(v) for k, v in methods.items()}
+        cfg.validate(check_registries=check_registries)
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        methods = d.pop("methods")
+        d.update(methods)
+        return d
+
+    # ---------------------------------------------------------------------------------------
+    def method_section(self) -> dict[str, Any]:
+        """The chosen method's section (empty if none)."""
+        sec = self.methods.get(self.method)
+        if sec is None and _is_pruner(self.method):
+            # accept the canonical name when the config used an alias (or vice versa)
+            from prunekit.registry import PRUNERS
+
+            canon = PRUNERS.canonical(self.method)
+            for k, v in self.methods.items():
+                if k in PRUNERS and PRUNERS.canonical(k) == canon:
+                    return dict(v)
+        return dict(sec or {})
+
+    def pruner_hparams(self) -> dict[str, Any]:
+        """Hyperparameters for ``PRUNERS.build(method, sparsity=..., **hparams)``."""
+        return {k: v for k, v in self.method_section().items() if k not in ("prune", "finetune")}
+
+    def stage(self, name: str) -> StageConfig:
+        """Stage settings (``pretrain``/``prune``/``finetune``) with the method's overrides."""
+        if name not in ("pretrain", "prune", "finetune"):
+            raise ConfigError(f"unknown stage {name!r}; valid stages: pretrain, prune, finetune")
+        base: StageConfig = getattr(self, name)
+        over = self.method_section().get(name) if name != "pretrain" else None
+        if not over:
+            return copy.deepcopy(base)
+        merged = {**dataclasses.asdict(base), **over}
+        return _build(StageConfig, merged, f"{self.method}.{name}.")
+
+    @property
+    def eps(self) -> float:
+        """The training eps (after ``resolve``)."""
+        if self.loss.eps is None:
+            raise ConfigError("loss.eps is unresolved; call RunConfig.resolve(spec) first")
+        return self.loss.eps
+
+    def resolve(self, default_eps: float) -> "RunConfig":
+        """Fill dataset-dependent defaults (eps, step sizes) in a copy."""
+        cfg = copy.deepcopy(self)
+        if cfg.loss.eps is None:
+            cfg.loss.eps = default_eps
+        if cfg.loss.step_size is None:
+            cfg.loss.step_size = cfg.loss.eps / 4
+        if cfg.eval.eps is None:
+            cfg.eval.eps = cfg.loss.eps
+        return cfg
+
+    def resolved_for_hash(self) -> dict[str, Any]:
+        """Everything that changes the result, with only the chosen method's section."""
+        d = dataclasses.asdict(self)
+        d.pop("methods")
+        d.pop("name")
+        d["method_section"] = self.method_section()
+        return d
+
+    def config_hash(self) -> str:
+        return _hash(self.resolved_for_hash())
+
+    def pretrain_hash(self) -> str:
+        """Key of the dense pretraining: shared by every method with the same value."""
+        d = dataclasses.asdict(self)
+        keep = {k: d[k] for k in ("seed", "data", "model", "loss", "pretrain", "amp",
+                                  "channels_last")}
+        return _hash(keep)
+
+    # ---------------------------------------------------------------------------------------
+    def validate(self, check_registries: bool = True) -> None:
+        """Value checks; raises :class:`ConfigError` naming the first bad field."""
+        if not 0.0 <= self.sparsity < 1.0:
+            raise ConfigError(f"sparsity must be in [0, 1) (fraction removed), got {self.sparsity}")
+        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        for sname in ("pretrain", "prune", "finetune"):
+            st = getattr(self, sname)
+            _check_stage(st, sname)
+        d = self.data
+        if d.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {d.batch_size}")
+        if d.train_subset is not None and d.train_subset < 1:
+            raise ConfigError(f"data.train_subset must be >= 1 or null, got {d.train_subset}")
+        if (d.folds is None) != (d.fold is None):
+            raise ConfigError("data.folds and data.fold go together (fold k of K folds)")
+        if d.folds is not None and not (d.folds >= 2 and 0 <= d.fold < d.folds):  # type: ignore[operator]
+            raise ConfigError(f"data.fold must be in [0, data.folds) with folds >= 2, got "
+                              f"fold={d.fold}, folds={d.folds}")
+        if self.model.width <= 0:
+            raise ConfigError(f"model.width must be > 0, got {self.model.width}")
+        lo = self.loss
+        if lo.eps is not None and lo.eps < 0:
+            raise ConfigError(f"loss.eps must be >= 0, got {lo.eps}")
+        if lo.steps < 0:
+            raise ConfigError(f"loss.steps must be >= 0, got {lo.steps}")
+        if self.eval.n_examples is not None and self.eval.n_examples < 1:
+            raise ConfigError(f"eval.n_examples must be >= 1 or null, got {self.eval.n_examples}")
+        if not check_registries:
+            return
+        from prunekit.registry import DATASETS, LOSSES, MODELS, PRUNERS
+
+        for field_name, reg, value in (("data.dataset", DATASETS, d.dataset),
+                                       ("model.name", MODELS, self.model.name),
+                                       ("loss.name", LOSSES, lo.name),
+                                       ("method", PRUNERS, self.method)):
+            if value not in reg:
+                raise ConfigError(f"{field_name}: unknown {reg.kind} {value!r}; valid: "
+                                  f"{', '.join(reg.names(aliases=True))}")
+        for name in self.methods:
+            if name not in PRUNERS:
+                raise ConfigError(f"unknown pruner section {name!r}; valid: "
+                                  f"{', '.join(PRUNERS.names(aliases=True))}")
+        for sname in ("prune", "finetune"):
+            self.stage(sname)  # validates the overrides
+        try:
+            from prunekit.attacks.parse import parse_attack
+
+            for a in self.eval.attacks:
+                parse_attack(a)
+        except ImportError:  # pragma: no cover - attacks package always present
+            pass
+        # the pruner validates its own hyperparameters (one-line errors)
+        try:
+            PRUNERS.build(self.method, sparsity=self.sparsity, **self.pruner_hparams())
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{self.method}: {exc}") from None
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """Read a YAML mapping (safe loader)."""
+    import yaml
+
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+def _check_stage(st: StageConfig, name: str) -> None:
+    if st.epochs < 0:
+        raise ConfigError(f"{name}.epochs must be >= 0, got {st.epochs}")
+    if st.lr < 0:
+        raise ConfigError(f"{name}.lr must be >= 0, got {st.lr}")
+    if st.schedule not in ("cosine", "multistep", "constant"):
+        raise ConfigError(f"{name}.schedule must be one of cosine, multistep, constant; "
+                          f"got {st.schedule!r}")
+    if st.optimizer not in ("sgd", "adam"):
+        raise ConfigError(f"{name}.optimizer must be one of sgd, adam; got {st.optimizer!r}")
+
+
+def _hash(d: Any) -> str:
+    blob = json.dumps(d, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _pruner_names() -> list[str]:
+    from prunekit.registry import PRUNERS
+
+    return PRUNERS.names(aliases=True)
+
+
+def _is_pruner(name: str) -> bool:
+    try:
+        from prunekit.registry import PRUNERS
+    except ImportError:  # pragma: no cover
+        return False
+    return name in PRUNERS
+
+
+def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in d.items():
+        if key not in fields or key == "methods":
+            valid = ", ".join(sorted(k for k in fields if k != "methods"))
+            raise ConfigError(f"unknown config field {prefix + str(key)!r}; valid fields: {valid}")
+        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int -> float allowed)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config field {name!r} must be a mapping")
+        return _build(tp, value, name + ".")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, name)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0]
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config field {name!r} must be a list, got {value!r}")
+        return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config field {name!r} must be a mapping")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config field {name!r} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config field {name!r} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML reads 1e-4 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config field {name!r} must be a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,166 @@
+"""One registry class behind every pluggable family (models, datasets, losses, pruners, attacks).
+
+Design notes (docs/architecture.md): explicit registration with a decorator, a duplicate name is
+an error, a miss lists the valid names, and third-party pruners are discovered from an
+entry-point group instead of wildcard-import side effects (the timm pitfall).
+"""
+from __future__ import annotations
+
+import logging
+from importlib import metadata
+from typing import Any, Callable, Generic, TypeVar
+
+__all__ = ["Registry", "RegistryError", "MODELS", "DATASETS", "LOSSES", "ATTACKS", "PRUNERS"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class RegistryError(KeyError):
+    """Unknown or duplicate registry name. ``str()`` gives a single readable line."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0]) if self.args else ""
+
+
+class Registry(Generic[T]):
+    """Name -> builder mapping.
+
+    Example::
+
+        MODELS = Registry("model")
+
+        @MODELS.register("vgg16")
+        def vgg16(num_classes: int = 10, **kw) -> nn.Module: ...
+
+        MODELS.build("vgg16", num_classes=10)
+
+    Args:
+        kind: what the entries are ("model", "pruner", ...), used in error messages.
+        entry_point_group: if given, installed distributions that declare entry points in this
+            group are loaded (once, lazily) before any lookup; each entry point's *name* is the
+            registry name and its object the builder (or a module that registers itself).
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Callable[..., T]] = {}
+        self._aliases: dict[str, str] = {}
+        self._plugins_loaded = entry_point_group is None
+        self._loading = False
+
+    # -- registration -------------------------------------------------------------------------
+    def register(
+        self, name: str, *, aliases: tuple[str, ...] = ()
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``obj`` under ``name`` (and optional aliases)."""
+
+        def deco(obj: Callable[..., T]) -> Callable[..., T]:
+            self.add(name, obj, aliases=aliases)
+            return obj
+
+        return deco
+
+    def add(self, name: str, obj: Callable[..., T], *, aliases: tuple[str, ...] = ()) -> None:
+        """Register ``obj`` imperatively; raises :class:`RegistryError` on a duplicate name."""
+        for key in (name, *aliases):
+            if not key or not isinstance(key, str):
+                raise RegistryError(f"invalid {self.kind} name {key!r}")
+            existing = self._entries.get(key) or self._entries.get(self._aliases.get(key, ""))
+            if existing is not None and existing is not obj:
+                raise RegistryError(f"duplicate {self.kind} name {key!r}: already registered "
+                                    f"by {_qualname(existing)}")
+        self._entries[name] = obj
+        for alias in aliases:
+            self._aliases[alias] = name
+        # let an object know its canonical name (used in CSV rows and logs)
+        try:
+            if getattr(obj, "registry_name", None) in (None, ""):
+                setattr(obj, "registry_name", name)
+        except (AttributeError, TypeError):
+            pass
+
+    # -- lookup -------------------------------------------------------------------------------
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            eps = metadata.entry_points(group=self.entry_point_group)
+            for ep in sorted(eps, key=lambda e: e.name):
+                try:
+                    obj = ep.load()
+                except Exception as exc:  # a broken plug-in must not break the toolkit
+                    log.warning("could not load %s plug-in %r (%s): %s", self.kind, ep.name,
+                                ep.value, exc)
+                    continue
+                if ep.name in self._entries or ep.name in self._aliases:
+                    # already registered by the module import itself (decorator); fine if same
+                    if self.get(ep.name) is not obj and callable(obj) and not _is_module(obj):
+                        raise RegistryError(f"duplicate {self.kind} name {ep.name!r}: entry point "
+                                            f"{ep.value} clashes with {_qualname(self.get(ep.name))}")
+                    continue
+                if _is_module(obj):
+                    continue  # importing the module registered its entries
+                self.add(ep.name, obj)
+            self._plugins_loaded = True
+        finally:
+            self._loading = False
+
+    def canonical(self, name: str) -> str:
+        """The canonical name of ``name`` (resolving aliases); raises on an unknown name."""
+        self._load_plugins()
+        if name in self._entries:
+            return name
+        if name in self._aliases:
+            return self._aliases[name]
+        valid = ", ".join(self.names(aliases=True))
+        raise RegistryError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {valid}")
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The registered builder for ``name`` (or an alias)."""
+        return self._entries[self.canonical(name)]
+
+    def build(self, name: str, **kwargs: Any) -> T:
+        """Call the builder registered as ``name`` with ``kwargs``."""
+        return self.get(name)(**kwargs)
+
+    def names(self, aliases: bool = False) -> list[str]:
+        """Sorted canonical names (plus aliases if asked)."""
+        self._load_plugins()
+        out = sorted(self._entries)
+        if aliases:
+            out = sorted(out + list(self._aliases))
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        self._load_plugins()
+        return name in self._entries or name in self._aliases
+
+    def __len__(self) -> int:
+        return len(self.names())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _is_module(obj: object) -> bool:
+    import types
+
+    return isinstance(obj, types.ModuleType)
+
+
+def _qualname(obj: object) -> str:
+    mod = getattr(obj, "__module__", "?")
+    return f"{mod}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+# The public registries (also exported as ``prunekit.MODELS`` etc.). Entries register themselves
+# when their module is imported; ``prunekit/__init__.py`` imports every built-in module
+# explicitly, and third-party pruners arrive through the ``prunekit.pruners`` entry-point group.
+MODELS: Registry = Registry("model")
+DATASETS: Registry = Registry("dataset")
+LOSSES: Registry = Registry("loss")
+ATTACKS: Registry = Registry("attack")
+PRUNERS: Registry = Registry("pruner", entry_point_group="prunekit.pruners")
