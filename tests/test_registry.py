@@ -1,0 +1,94 @@
+"""Registry contract: register / build / names, duplicate and unknown-name errors, plug-ins."""
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+import prunekit
+from prunekit.registry import Registry, RegistryError
+
+
+def test_register_build_names_and_alias() -> None:
+    reg: Registry = Registry("widget")
+
+    @reg.register("b", aliases=("bee",))
+    def make_b(x: int = 1) -> int:
+        return x * 2
+
+    reg.add("a", lambda: "a")
+    assert reg.names() == ["a", "b"]
+    assert reg.names(aliases=True) == ["a", "b", "bee"]
+    assert reg.build("b", x=3) == 6
+    assert reg.build("bee", x=4) == 8
+    assert reg.canonical("bee") == "b"
+    assert "bee" in reg and "c" not in reg
+    assert make_b.registry_name == "b"
+
+
+def test_duplicate_name_is_an_error() -> None:
+    reg: Registry = Registry("widget")
+    reg.add("a", lambda: 1)
+    with pytest.raises(RegistryError, match="duplicate widget name 'a'"):
+        reg.add("a", lambda: 2)
+    with pytest.raises(RegistryError, match="duplicate"):
+        reg.add("z", lambda: 3, aliases=("a",))
+
+
+def test_unknown_name_lists_valid_names() -> None:
+    reg: Registry = Registry("widget")
+    reg.add("alpha", lambda: 1)
+    reg.add("beta", lambda: 2)
+    with pytest.raises(RegistryError) as info:
+        reg.build("gamma")
+    msg = str(info.value)
+    assert "unknown widget 'gamma'" in msg and "alpha, beta" in msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("registry", ["MODELS", "DATASETS", "LOSSES", "PRUNERS", "ATTACKS"])
+def test_public_registries_reject_unknown_names(registry: str) -> None:
+    reg = getattr(prunekit, registry)
+    with pytest.raises(RegistryError, match="valid"):
+        reg.build("no-such-entry")
+
+
+def test_public_registry_contents() -> None:
+    assert {"vgg16", "resnet18", "wrn-28-4", "wrn-34-10"} <= set(prunekit.MODELS.names())
+    assert {"cifar10", "cifar100", "svhn", "tinyimagenet", "fashion_mnist", "imagefolder",
+            "synthetic"} <= set(prunekit.DATASETS.names())
+    assert {"pgd_at", "trades", "mart"} <= set(prunekit.LOSSES.names())
+    assert {"d2bc", "dense", "hydra", "hydra-channel", "admm"} <= set(prunekit.PRUNERS.names())
+    assert "anas-p" in prunekit.PRUNERS.names(aliases=True)
+
+
+def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch) -> None:
+    """A distribution declaring an entry point in the group is loaded on first lookup."""
+    pkg = tmp_path / "my_plugin_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent("""
+        def make():
+            return "built by plug-in"
+    """))
+    dist = tmp_path / "my_plugin_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[test.prunekit.widgets]\nmy-widget = my_plugin_pkg:make\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry = Registry("widget", entry_point_group="test.prunekit.widgets")
+    assert "my-widget" in reg.names()
+    assert reg.build("my-widget") == "built by plug-in"
+    sys.modules.pop("my_plugin_pkg", None)
+
+
+def test_broken_plugin_does_not_break_registry(tmp_path, monkeypatch, caplog) -> None:
+    dist = tmp_path / "broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[test.prunekit.broken]\nbad = no_such_module:thing\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry = Registry("widget", entry_point_group="test.prunekit.broken")
+    reg.add("ok", lambda: 1)
+    assert reg.names() == ["ok"]
+    assert "could not load widget plug-in 'bad'" in caplog.text
