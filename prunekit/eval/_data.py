@@ -1,0 +1,70 @@
+"""Deterministic batches of the first N examples of a dataset, a loader or ``(x, y)`` tensors."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable, Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
+
+__all__ = ["iter_batches", "is_shuffled"]
+
+log = logging.getLogger(__name__)
+
+
+def is_shuffled(data: Any) -> bool:
+    """True for a DataLoader that samples in random order."""
+    return isinstance(data, DataLoader) and isinstance(getattr(data, "sampler", None),
+                                                         RandomSampler)
+
+
+def _as_xy(batch: Any) -> tuple[Tensor, Tensor]:
+    if isinstance(batch, dict):
+        x, y = batch.get("x", batch.get("image")), batch.get("y", batch.get("label"))
+    else:
+        x, y = batch[0], batch[1]
+    return torch.as_tensor(x).float(), torch.as_tensor(y).long()
+
+
+def iter_batches(data: Dataset | Iterable | tuple[Tensor, Tensor], n: int | None,
+                 batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+    """Yield ``(x, y)`` batches of exactly ``batch_size`` (the last may be smaller) covering the
+    first ``n`` examples (all if None) in order.
+
+    ``data`` is a map-style Dataset (indexed 0..N-1), any iterable of ``(x, y)`` batches such as
+    a DataLoader (re-chunked), or a pair of tensors.
+    """
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        data = TensorDataset(*data)
+    if isinstance(data, Dataset) and hasattr(data, "__len__") and \
+            not isinstance(data, DataLoader):
+        total = len(data)  # type: ignore[arg-type]
+        m = total if n is None else min(n, total)
+        loader: Iterable = DataLoader(Subset(data, range(m)), batch_size=batch_size,
+                                      shuffle=False, num_workers=0)
+        for batch in loader:
+            yield _as_xy(batch)
+        return
+    # an iterable of batches: re-chunk to batch_size, stop after n examples
+    left = n
+    xs: list[Tensor] = []
+    ys: list[Tensor] = []
+    have = 0
+    for batch in data:  # type: ignore[union-attr]
+        x, y = _as_xy(batch)
+        if left is not None:
+            x, y = x[:left], y[:left]
+            left -= x.shape[0]
+        xs.append(x)
+        ys.append(y)
+        have += x.shape[0]
+        while have >= batch_size:
+            cx, cy = torch.cat(xs), torch.cat(ys)
+            yield cx[:batch_size], cy[:batch_size]
+            xs, ys = [cx[batch_size:]], [cy[batch_size:]]
+            have -= batch_size
+        if left is not None and left <= 0:
+            break
+    if have:
+        yield torch.cat(xs), torch.cat(ys)

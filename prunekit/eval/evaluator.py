@@ -1,0 +1,229 @@
+"""The one robustness evaluator: clean accuracy, PGD-STEPS-RESTARTS, APGD and AutoAttack.
+
+Protocol (ANAS-P paper sec. 4.1.4; docs/evaluation.md): L-inf PGD-50-10 (eps, 50 steps, 10
+restarts, step eps/4, uniform random start), APGD (official, momentum 0.75) and AutoAttack
+standard (official ``pyautoattack``). Each attack is run independently on all clean-correct
+points so that its own accuracy is reported; ``worst_acc`` counts a point robust only if it
+survives every attack. The model is evaluated in fp32 and eval mode and returned to its mode.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.attacks.autoattack import model_device, preserve_rng
+from prunekit.attacks.parse import AttackNameError, parse_attack
+from prunekit.attacks.pgd import eval_mode
+from prunekit.attacks.runner import build_attack
+from prunekit.eval import checks as C
+from prunekit.eval._data import is_shuffled, iter_batches
+from prunekit.eval.result import EvalResult
+from prunekit.eval.state import EvalState, flags_to_str, model_hash, str_to_flags, tensor_hash
+
+__all__ = ["RobustnessEvaluator", "DEFAULT_ATTACKS"]
+
+log = logging.getLogger(__name__)
+DEFAULT_ATTACKS = ("pgd-50-10", "apgd-ce", "autoattack")
+#: called after each (attack, batch) is finished and saved: ``callback(attack_name, batch)``;
+#: the clean pass reports ``"clean"``
+Callback = Callable[[str, int], None]
+
+
+class RobustnessEvaluator:
+    """Evaluate a classifier (inputs in [0, 1]) under several attacks.
+
+    Args:
+        eps: perturbation radius.
+        norm: ``"Linf"`` (all attacks) or ``"L2"`` / ``"L1"`` (pyautoattack attacks only).
+        attacks: attack names (:func:`prunekit.attacks.parse_attack`); result keys use them as
+            given.
+        n_examples: evaluate the first N examples in dataset order (None: all).
+        batch_size: evaluation batch (also AutoAttack's batch).
+        seed: PGD batch ``b`` of attack ``a`` runs from ``torch.manual_seed(hash(seed, a, b))``
+            and AutoAttack gets ``seed``; the global RNG state is restored afterwards.
+        device: ``"auto"`` (the model's device) or a device the model is moved to (and back).
+        state_path: JSON file for resuming an interrupted evaluation.
+
+    Example::
+
+        ev = RobustnessEvaluator(eps=8 / 255, n_examples=1000)
+        res = ev.evaluate(model, test_set)
+        res.clean_acc, res.robust_acc["autoattack"], res.warnings
+    """
+
+    def __init__(self, eps: float, norm: str = "Linf",
+                 attacks: Sequence[str] = DEFAULT_ATTACKS, n_examples: int | None = None,
+                 batch_size: int = 256, seed: int = 0, device: str | torch.device = "auto",
+                 state_path: str | os.PathLike | None = None,
+                 square_tol: float = C.SQUARE_TOL, pgd_aa_gap: float = C.PGD_AA_GAP) -> None:
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps}")
+        if norm not in ("Linf", "L2", "L1"):
+            raise ValueError(f"norm must be one of Linf, L2, L1; got {norm!r}")
+        if n_examples is not None and n_examples < 1:
+            raise ValueError(f"n_examples must be >= 1 or None, got {n_examples}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if isinstance(attacks, str):
+            attacks = [a for a in attacks.replace(",", " ").split() if a]
+        if not attacks:
+            raise AttackNameError("no attacks given")
+        if len(set(attacks)) != len(attacks):
+            raise AttackNameError(f"duplicate attack names in {list(attacks)}")
+        self.eps = float(eps)
+        self.norm = norm
+        self.specs = [parse_attack(a) for a in attacks]
+        self.attacks = [s.name for s in self.specs]
+        self.runners = [build_attack(s, self.eps, norm, seed) for s in self.specs]
+        self.n_examples = n_examples
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.device = device
+        self.state_path = state_path
+        self.square_tol = square_tol
+        self.pgd_aa_gap = pgd_aa_gap
+
+    def __repr__(self) -> str:
+        return (f"RobustnessEvaluator(eps={self.eps:.5g}, norm={self.norm!r}, "
+                f"attacks={self.attacks}, n_examples={self.n_examples}, "
+                f"batch_size={self.batch_size}, seed={self.seed})")
+
+    # -------------------------------------------------------------------------------------------
+    def fingerprint(self, model: nn.Module) -> str:
+        """What a stored batch result depends on besides the batch data."""
+        import pyautoattack
+
+        from prunekit import __version__
+
+        key = {"model": model_hash(model), "eps": self.eps, "norm": self.norm,
+               "attacks": [repr(s) for s in self.specs], "seed": self.seed,
+               "batch_size": self.batch_size, "prunekit": __version__,
+               "pyautoattack": pyautoattack.__version__, "torch": torch.__version__}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+    def batch_seed(self, attack: str, batch: int) -> int:
+        """The torch seed for one (attack, batch): independent of the order batches run in, so
+        a resumed evaluation reproduces an uninterrupted one."""
+        h = hashlib.sha256(f"{self.seed}|{attack}|{batch}".encode()).digest()
+        return int.from_bytes(h[:8], "little") & (2 ** 63 - 1)
+
+    def _target_device(self, model: nn.Module) -> torch.device:
+        if str(self.device) == "auto":
+            return model_device(model)
+        return torch.device(self.device)
+
+    # -------------------------------------------------------------------------------------------
+    def evaluate(self, model: nn.Module, data: Any,
+                 callback: Callback | None = None) -> EvalResult:
+        """Evaluate ``model`` on the first ``n_examples`` of ``data`` (a Dataset, a DataLoader /
+        iterable of ``(x, y)`` batches, or an ``(x, y)`` tensor pair)."""
+        failures: list[C.CheckFailure] = []
+        for f in (C.check_train_mode(model), C.check_fp32(model)):
+            if f is not None:
+                failures.append(f)
+        if is_shuffled(data):
+            failures.append(C.CheckFailure("shuffled_loader", "the loader shuffles: the first "
+                                           "n_examples differ between runs"))
+        work = model if C.check_fp32(model) is None else copy.deepcopy(model).float()
+        device = self._target_device(work)
+        home = model_device(work)
+        if home != device:
+            work.to(device)
+        try:
+            with eval_mode(work):
+                records, resumed = self._run(work, data, device, failures, callback)
+        finally:
+            if home != device:
+                work.to(home)
+        return self._assemble(records, resumed, failures)
+
+    def _run(self, model: nn.Module, data: Any, device: torch.device,
+             failures: list[C.CheckFailure],
+             callback: Callback | None) -> tuple[list[dict[str, Any]], int]:
+        state = EvalState(self.state_path,
+                          self.fingerprint(model) if self.state_path is not None else "")
+        records: list[dict[str, Any]] = []
+        resumed = 0
+        for b, (x, y) in enumerate(iter_batches(data, self.n_examples, self.batch_size)):
+            x = x.to(device=device, dtype=torch.float32)
+            y = y.to(device=device, dtype=torch.long)
+            rec = state.batch(b, tensor_hash(x, y))
+            records.append(rec)
+            if b == 0:
+                f = C.check_randomized(model, x, y)
+                if f is not None:
+                    failures.append(f)
+            if "clean" in rec:
+                clean = str_to_flags(rec["clean"]).to(device)
+            else:
+                t0 = time.perf_counter()
+                with torch.no_grad():
+                    clean = model(x).argmax(1) == y
+                rec["clean"] = flags_to_str(clean)
+                rec["seconds_clean"] = time.perf_counter() - t0
+                state.save()
+                if callback is not None:
+                    callback("clean", b)
+            for spec, runner in zip(self.specs, self.runners):
+                if spec.name in rec["attacks"]:
+                    resumed += 1
+                    continue
+                t0 = time.perf_counter()
+                with preserve_rng(device):
+                    torch.manual_seed(self.batch_seed(spec.name, b))
+                    out = runner.run(model, x, y)
+                seconds = time.perf_counter() - t0
+                unverified = C.count_unverified(model, x, y, clean, out.robust, out.x_adv,
+                                                self.eps, self.norm)
+                rec["attacks"][spec.name] = {
+                    "robust": flags_to_str(out.robust), "seconds": seconds,
+                    "grad_evals": out.grad_evals, "messages": out.messages,
+                    "unverified": unverified}
+                state.save()
+                log.info("batch %d: %s robust %d/%d (%.1f s)", b, spec.name,
+                         int(out.robust.sum()), x.shape[0], seconds)
+                if callback is not None:
+                    callback(spec.name, b)
+        if not records:
+            raise ValueError("no examples to evaluate (empty dataset or loader)")
+        return records, resumed
+
+    def _assemble(self, records: list[dict[str, Any]], resumed: int,
+                  failures: list[C.CheckFailure]) -> EvalResult:
+        flags = {"clean": torch.cat([str_to_flags(r["clean"]) for r in records])}
+        seconds = {"clean": float(sum(r.get("seconds_clean", 0.0) for r in records))}
+        grad_evals: dict[str, int] = {}
+        messages: list[str] = []
+        for name in self.attacks:
+            recs = [r["attacks"][name] for r in records]
+            flags[name] = torch.cat([str_to_flags(a["robust"]) for a in recs])
+            seconds[name] = float(sum(a["seconds"] for a in recs))
+            grad_evals[name] = int(sum(a.get("grad_evals", 0) for a in recs))
+            for a in recs:
+                messages.extend(a.get("messages", []))
+            counts = [sum(c) for c in zip(*(a.get("unverified", [0] * 4) for a in recs))]
+            f = C.unverified_failure(name, counts, self.norm)
+            if f is not None:
+                failures.append(f)
+        failures.extend(C.check_accuracies(self.specs, flags, self.square_tol, self.pgd_aa_gap))
+        failures.extend(C.autoattack_failures(messages))
+        for f in failures:
+            log.warning("check %s: %s", f.code, f.message)
+        return EvalResult.from_flags(
+            eps=self.eps, norm=self.norm, attacks=self.attacks, flags=flags, seconds=seconds,
+            grad_evals=grad_evals, warnings=[f.message for f in failures],
+            checks=[f.code for f in failures], seed=self.seed, batch_size=self.batch_size,
+            resumed_batches=resumed)
+
+
+def evaluate(model: nn.Module, data: Iterable, eps: float, **kw: Any) -> EvalResult:
+    """Shorthand: ``RobustnessEvaluator(eps, **kw).evaluate(model, data)``."""
+    return RobustnessEvaluator(eps, **kw).evaluate(model, data)

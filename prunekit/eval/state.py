@@ -1,0 +1,116 @@
+"""Resumable evaluation state: per-batch, per-attack results in a JSON file written atomically.
+
+The file is keyed by a fingerprint of everything a batch result depends on (model weights and
+buffers, eps, norm, attacks, seed, batch size, library versions); each batch also stores a hash
+of its data, so a stale file (another model, other data, other settings) is never reused.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["EvalState", "model_hash", "tensor_hash", "flags_to_str", "str_to_flags"]
+
+log = logging.getLogger(__name__)
+VERSION = 1
+
+
+def _update(h: "hashlib._Hash", t: Tensor) -> None:
+    t = t.detach().cpu().contiguous()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+
+def model_hash(model: nn.Module) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of the model's state dict."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        if isinstance(t, Tensor):
+            _update(h, t)
+    return h.hexdigest()
+
+
+def tensor_hash(*tensors: Tensor) -> str:
+    """SHA-256 of tensors (for a batch's data)."""
+    h = hashlib.sha256()
+    for t in tensors:
+        _update(h, t)
+    return h.hexdigest()[:32]
+
+
+def flags_to_str(flags: Tensor) -> str:
+    return "".join("1" if b else "0" for b in flags.bool().tolist())
+
+
+def str_to_flags(s: str) -> Tensor:
+    return torch.tensor([c == "1" for c in s], dtype=torch.bool)
+
+
+class EvalState:
+    """Per-batch results: ``batches[i] = {"data": hash, "clean": "0101", "seconds_clean": s,
+    "attacks": {name: {"robust": "01..", "seconds": s, "grad_evals": n, "messages": [...]}}}``.
+
+    ``path=None`` keeps everything in memory (no resume).
+    """
+
+    def __init__(self, path: str | os.PathLike | None, fingerprint: str) -> None:
+        self.path = Path(path) if path is not None else None
+        self.fingerprint = fingerprint
+        self.batches: dict[int, dict[str, Any]] = {}
+        self.loaded = False
+        if self.path is not None and self.path.exists():
+            try:
+                with self.path.open() as f:
+                    d = json.load(f)
+            except (OSError, ValueError) as exc:
+                log.warning("ignoring unreadable evaluation state %s: %s", self.path, exc)
+                return
+            if d.get("version") != VERSION or d.get("fingerprint") != fingerprint:
+                log.warning("evaluation state %s belongs to another model/data/settings; "
+                            "starting afresh", self.path)
+                return
+            self.batches = {int(k): v for k, v in d.get("batches", {}).items()}
+            self.loaded = True
+            log.info("resuming evaluation from %s (%d batches started)", self.path,
+                     len(self.batches))
+
+    def batch(self, index: int, data_hash: str) -> dict[str, Any]:
+        """The record for batch ``index``; a record with another data hash is discarded."""
+        rec = self.batches.get(index)
+        if rec is None or rec.get("data") != data_hash:
+            if rec is not None:
+                log.warning("evaluation state: batch %d holds other data; recomputing it", index)
+            rec = {"data": data_hash, "attacks": {}}
+            self.batches[index] = rec
+        return rec
+
+    def save(self) -> None:
+        """Write the state atomically (temp file in the same directory + ``os.replace``)."""
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"version": VERSION, "fingerprint": self.fingerprint,
+                   "batches": {str(k): v for k, v in sorted(self.batches.items())}}
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp",
+                                   dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
