@@ -45,6 +45,18 @@ class Pruner(abc.ABC):
     #: set by the registry to the registered name
     registry_name: ClassVar[str] = ""
 
+    # -- what the contract tests (tests/test_pruner_contract.py) check --------------------------
+    #: the quantity ``sparsity`` targets: "macs" (measured MACs reduction of the finalized model),
+    #: "weight" (measured weight sparsity of the prunable layers) or "none" (dense: both 0).
+    #: ``None`` = derived from :attr:`granularity` (channel -> macs, weight -> weight, none -> none)
+    contract_target: ClassVar[str | None] = None
+    #: allowed absolute error between the measured quantity and ``sparsity`` after finalize
+    contract_tolerance: ClassVar[float] = 0.02
+    #: hyperparameters the contract tests pass so the target is reached in a few steps
+    contract_hparams: ClassVar[dict[str, Any]] = {}
+    #: learning rate of the contract tests' SGD during the prune stage
+    contract_lr: ClassVar[float] = 0.01
+
     def __init__(self, sparsity: float, **hparams: Any) -> None:
         if hparams:
             raise TypeError(f"{type(self).__name__}: unknown hyperparameter(s) "
@@ -108,6 +120,13 @@ class Pruner(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
         return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def target_kind(cls) -> str:
+        """What ``sparsity`` targets: "macs", "weight" or "none" (see :attr:`contract_target`)."""
+        if cls.contract_target is not None:
+            return cls.contract_target
+        return {"channel": "macs", "weight": "weight"}.get(cls.granularity, "none")
 
     @staticmethod
     def _check(cond: bool, message: str) -> None:

@@ -1,0 +1,79 @@
+"""Sparsity and MAC accounting of a (pruned) model: the numbers of every results-CSV row.
+
+``measure(model, example_inputs, dense=None)``:
+
+* ``params`` / ``macs``: torch-pruning's ``count_ops_and_params`` on the model as it is (per
+  example; its MACs count conv, linear, BN, ReLU and pooling modules). Weight-masked layers are
+  counted at their full (dense) cost: unstructured zeros save no MACs on dense hardware.
+* ``weight_sparsity``: fraction of zero weights among the *prunable layers* -- every ``nn.Conv*``
+  and ``nn.Linear`` except the first ``nn.Conv2d`` (stem) and the last ``nn.Linear`` (classifier)
+  (:func:`prunekit.pruning.masking.prunable_layers`); biases and norm layers are not counted.
+  The denominator is the *dense* model's prunable weight count (``dense`` if given, else the
+  model's own), so channels removed physically count as pruned weights, and zeros in masked
+  weights (``original * mask``) count as pruned.
+* ``macs_reduction = 1 - macs / dense_macs`` (0 when ``dense`` is not given).
+
+Call it on a finalized model (no pruner hooks attached: they would be deep-copied).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from prunekit.pruning.masking import prunable_layers, remove_weight_masks
+
+__all__ = ["Measurement", "measure", "count_macs_params"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    params: int                 #: parameters of the model (masked weights count in full)
+    macs: int                   #: MACs per example (torch-pruning's counter)
+    weight_sparsity: float      #: zero fraction of the prunable layers' dense weight count
+    macs_reduction: float       #: 1 - macs / dense_macs
+    prunable_params: int        #: dense prunable weight count (the sparsity denominator)
+    nonzero_prunable: int       #: nonzero weights left in the prunable layers
+    dense_params: int
+    dense_macs: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def count_macs_params(model: nn.Module, example_inputs: Tensor) -> tuple[int, int]:
+    """(MACs per example, params) with torch-pruning's counter, on an unparametrized copy (its
+    counter matches module types exactly, so parametrized convs would be skipped)."""
+    clone = remove_weight_masks(copy.deepcopy(model))
+    macs, params = tp.utils.count_ops_and_params(clone, example_inputs[:1])
+    return int(macs), int(params)
+
+
+def _prunable_counts(model: nn.Module) -> tuple[int, int]:
+    total = nonzero = 0
+    with torch.no_grad():
+        for mod in prunable_layers(model).values():
+            w = mod.weight  # effective weight (original * mask when parametrized)
+            total += w.numel()
+            nonzero += int(torch.count_nonzero(w))
+    return total, nonzero
+
+
+def measure(model: nn.Module, example_inputs: Tensor, dense: nn.Module | None = None) -> Measurement:
+    """Params, MACs, weight sparsity and MACs reduction of ``model`` (see module docstring)."""
+    macs, params = count_macs_params(model, example_inputs)
+    total, nonzero = _prunable_counts(model)
+    if dense is not None:
+        dense_macs, dense_params = count_macs_params(dense, example_inputs)
+        dense_total, _ = _prunable_counts(dense)
+    else:
+        dense_macs, dense_params, dense_total = macs, params, total
+    sparsity = 1.0 - nonzero / dense_total if dense_total else 0.0
+    reduction = 1.0 - macs / dense_macs if dense_macs else 0.0
+    return Measurement(params=params, macs=macs, weight_sparsity=max(0.0, sparsity),
+                       macs_reduction=reduction, prunable_params=dense_total,
+                       nonzero_prunable=nonzero, dense_params=dense_params, dense_macs=dense_macs)

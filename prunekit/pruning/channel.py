@@ -1,0 +1,211 @@
+"""``ChannelPruner``: the shared machinery of every channel-level method (D2BC, hydra-channel,
+ADMM filter).
+
+A subclass creates its per-group state in :meth:`ChannelPruner.init_gates` and returns, from
+:meth:`ChannelPruner.group_gates`, one gate tensor per dependency group (length = the group's
+channels; forward values 0/1, differentiable e.g. through a straight-through estimator). The base
+class multiplies the output of every mask site of the group (its normalisation layers, see
+:mod:`prunekit.pruning.groups`) by the gate, so a gated channel is exactly zero everywhere it is
+consumed; :meth:`finalize` removes the gated channels physically with torch-pruning and returns a
+smaller dense model whose eval outputs equal the masked model's.
+
+Guarantee: a group never loses all its channels. If a subclass's gate is zero everywhere in a
+group, the channel with the highest :meth:`group_scores` value is kept (in the forward pass *and*
+at finalize, so masked and compacted models agree).
+"""
+from __future__ import annotations
+
+import abc
+import logging
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from prunekit.pruning.base import Pruner
+from prunekit.pruning.compaction import compact
+from prunekit.pruning.groups import ChannelGroups, build_groups
+
+__all__ = ["ChannelPruner", "select_by_macs"]
+
+log = logging.getLogger(__name__)
+
+
+class ChannelPruner(Pruner):
+    """Base for gate/score-per-channel pruners.
+
+    Args:
+        sparsity: target fraction of the conv + linear MACs removed (``1 - MACs/MACs_dense``).
+        include_stem: also prune the group containing the first conv's output channels.
+        include_classifier: do not ignore the last linear (matters for linear roots only).
+
+    Subclass hooks: :meth:`init_gates` (create parameters/buffers), :meth:`group_gates`
+    (abstract), optionally :meth:`group_scores`, :meth:`param_groups`, :meth:`penalty`,
+    :meth:`state_dict` / :meth:`load_state_dict`.
+    """
+
+    granularity: ClassVar[str] = "channel"
+
+    def __init__(self, sparsity: float, *, include_stem: bool = False,
+                 include_classifier: bool = False, **hparams: Any) -> None:
+        super().__init__(sparsity, **hparams)
+        self.include_stem = bool(include_stem)
+        self.include_classifier = bool(include_classifier)
+        self.groups: ChannelGroups | None = None
+        self._handles: list[RemovableHandle] = []
+        self._gates: list[Tensor] | None = None
+
+    # -- subclass interface ---------------------------------------------------------------------
+    def init_gates(self, groups: ChannelGroups) -> None:
+        """Create the per-group state (called by :meth:`attach` after the groups are built)."""
+
+    @abc.abstractmethod
+    def group_gates(self) -> list[Tensor]:
+        """One gate per group, shape ``[group.size]``: forward values 0 (removed) or 1 (kept),
+        differentiable w.r.t. the pruner's parameters if the method learns them."""
+
+    def group_scores(self) -> list[Tensor]:
+        """Per-channel importance used to keep one channel of an all-zero group (default: the
+        gate values)."""
+        return [g.detach() for g in self.group_gates()]
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def attach(self, model: nn.Module, example_inputs: Tensor) -> None:
+        """Build the dependency groups, let the subclass create its gates, install the hooks."""
+        self.remove_hooks()
+        self.model = model
+        self.groups = build_groups(model, example_inputs, include_stem=self.include_stem,
+                                   include_classifier=self.include_classifier)
+        if not len(self.groups):
+            log.warning("%s: the model has no prunable channel group", type(self).__name__)
+        self.init_gates(self.groups)
+        self._install_hooks()
+
+    def _install_hooks(self) -> None:
+        assert self.groups is not None and self.model is not None
+        named = dict(self.model.named_modules())
+        self._handles.append(self.model.register_forward_pre_hook(self._pre_forward))
+        for gi, g in enumerate(self.groups):
+            for site in g.mask_sites:
+                self._handles.append(named[site].register_forward_hook(self._site_hook(gi, site)))
+
+    def _pre_forward(self, module: nn.Module, args: Any) -> None:
+        self._gates = self.current_gates()
+
+    def _site_hook(self, gi: int, site: str):
+        group = self.groups[gi]  # type: ignore[index]
+
+        def hook(module: nn.Module, inp: Any, out: Tensor) -> Tensor:
+            gates = self._gates if self._gates is not None else self.current_gates()
+            gate = group.site_gate(site, gates[gi], out.shape[1]).to(out.dtype)
+            return out * gate.view(1, -1, *([1] * (out.dim() - 2)))
+
+        return hook
+
+    def remove_hooks(self) -> None:
+        """Remove every hook this pruner installed (needed before ``deepcopy`` / compaction)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._gates = None
+
+    def current_gates(self) -> list[Tensor]:
+        """:meth:`group_gates` with the keep-at-least-one-channel guarantee applied."""
+        gates = self.group_gates()
+        out = []
+        scores = None
+        for gi, g in enumerate(gates):
+            if bool((g.detach() != 0).any()):
+                out.append(g)
+                continue
+            if scores is None:
+                scores = self.group_scores()
+            one = torch.zeros_like(g, dtype=torch.bool)
+            one[int(torch.argmax(scores[gi]))] = True
+            out.append(torch.where(one, torch.ones_like(g), g))
+        return out
+
+    def keep_masks(self) -> list[Tensor]:
+        """Hard keep masks (bool), one per group, as used by the forward pass and finalize."""
+        with torch.no_grad():
+            return [g.detach() != 0 for g in self.current_gates()]
+
+    def masks(self) -> dict[str, Tensor]:
+        """Keep masks over the out-channels of every conv / norm module of every group."""
+        if self.groups is None:
+            return {}
+        out: dict[str, Tensor] = {}
+        named = dict(self.groups.model.named_modules())
+        for g, keep in zip(self.groups, self.keep_masks()):
+            for name in (*g.convs, *g.norms):
+                mod = named[name]
+                n = mod.weight.shape[0] if getattr(mod, "weight", None) is not None else g.size
+                out[name] = g.site_gate(name, keep.float(), n).bool()
+        return out
+
+    def macs(self, gates: Sequence[Tensor] | None = None) -> Tensor:
+        """Analytic conv + linear MACs with ``gates`` (default: the current gates; differentiable)."""
+        assert self.groups is not None, "attach() first"
+        return self.groups.macs(self.current_gates() if gates is None else gates)
+
+    def macs_reduction(self) -> float:
+        """``1 - MACs(current hard gates) / MACs_dense`` from the analytic count."""
+        assert self.groups is not None, "attach() first"
+        with torch.no_grad():
+            kept = self.groups.macs([k.float() for k in self.keep_masks()])
+        return 1.0 - float(kept) / self.groups.dense_macs
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Remove the hooks and physically remove every gated channel (in place). Returns the
+        compacted model (the same object), with no pruner state attached to it."""
+        if self.groups is None or model is not self.groups.model:
+            raise ValueError("finalize() must be given the model passed to attach()")
+        keep = self.keep_masks()
+        self.remove_hooks()
+        compacted = compact(self.groups, keep)
+        self.groups = None
+        return compacted
+
+
+def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduction: float,
+                   min_keep: int = 1) -> list[Tensor]:
+    """Keep masks that hit ``1 - MACs/MACs_dense ~= target_reduction`` by keeping channels in
+    decreasing score order (scores comparable across groups), ``min_keep`` per group at least.
+
+    Greedy: all channels start removed except each group's best ``min_keep``; channels are added
+    back by score while the analytic MACs stay within the budget ``(1 - target) * MACs_dense``.
+    A channel's cost depends on what is already kept (coupled in/out counts), so the MACs are
+    recomputed as channels are added (in score order, with a final exact check). Used by
+    score-based channel methods and by D2BC's optional calibration.
+    """
+    budget = (1.0 - target_reduction) * groups.dense_macs
+    keep = [torch.zeros(g.size, dtype=torch.bool) for g in groups]
+    flat: list[tuple[float, int, int]] = []
+    for gi, s in enumerate(scores):
+        s = s.detach().float().cpu()
+        order = torch.argsort(s, descending=True)
+        for r, c in enumerate(order.tolist()):
+            if r < min_keep:
+                keep[gi][c] = True
+            else:
+                flat.append((float(s[c]), gi, c))
+    flat.sort(key=lambda t: -t[0])
+
+    def cost(k: list[Tensor]) -> float:
+        return float(groups.macs([x.float() for x in k]))
+
+    # binary search on the prefix length: MACs grow monotonically with the kept set
+    lo, hi = 0, len(flat)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        trial = [k.clone() for k in keep]
+        for _, gi, c in flat[:mid]:
+            trial[gi][c] = True
+        if cost(trial) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    for _, gi, c in flat[:lo]:
+        keep[gi][c] = True
+    return keep

@@ -1,0 +1,83 @@
+"""Save / load finalized models without pickles.
+
+A finalized model is saved as its builder spec (the pipeline's job) plus its ``state_dict``.
+:func:`rebuild` turns a freshly built *dense* model back into the finalized architecture:
+
+1. every dependency group (stem group included) is shrunk to the channel count found in the
+   state dict for its root conv -- which indices are removed does not matter, the weights are
+   loaded afterwards;
+2. weight-mask parametrizations are re-registered for every ``<m>.parametrizations.weight.original``
+   key (mask from ``<m>.parametrizations.weight.0.mask``);
+3. ``load_state_dict(strict=True)``.
+
+Checkpoints are read with ``torch.load(path, weights_only=True)`` by the caller.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.pruning.compaction import remove_channels
+from prunekit.pruning.groups import build_groups, stem_and_classifier
+from prunekit.pruning.masking import apply_weight_masks
+
+__all__ = ["rebuild", "shrink_to_state_dict"]
+
+log = logging.getLogger(__name__)
+
+_ORIG = ".parametrizations.weight.original"
+_MASK = ".parametrizations.weight.0.mask"
+
+
+def _weight_key(state: Mapping[str, Tensor], module: str) -> str | None:
+    for key in (f"{module}.weight", f"{module}{_ORIG}"):
+        if key in state:
+            return key
+    return None
+
+
+def _example_inputs(model: nn.Module) -> Tensor:
+    stem, _ = stem_and_classifier(model)
+    if not stem:
+        raise ValueError("rebuild: cannot infer the input shape (no conv); pass example_inputs")
+    in_ch = dict(model.named_modules())[stem].in_channels
+    return torch.zeros(1, in_ch, 32, 32)
+
+
+def shrink_to_state_dict(model: nn.Module, state: Mapping[str, Tensor],
+                         example_inputs: Tensor | None = None) -> nn.Module:
+    """Remove channels (the last ones of each group) from ``model`` in place so that every
+    group's root conv has the out-channel count of ``state``; returns ``model``."""
+    x = _example_inputs(model) if example_inputs is None else example_inputs
+    groups = build_groups(model, x, include_stem=True)
+    removed = []
+    for g in groups:
+        key = _weight_key(state, g.root)
+        if key is None:
+            raise ValueError(f"rebuild: state dict has no weight for {g.root!r}")
+        want = int(state[key].shape[0])
+        if want > g.size or want < 1:
+            raise ValueError(f"rebuild: {g.root!r} has {want} channels in the state dict, "
+                             f"the dense model {g.size}")
+        removed.append(list(range(want, g.size)))
+    remove_channels(groups, removed)
+    return model
+
+
+def rebuild(dense_model: nn.Module, state_dict: Mapping[str, Tensor],
+            example_inputs: Tensor | None = None) -> nn.Module:
+    """Rebuild a finalized (compacted and/or weight-masked) model from a freshly built dense
+    model and its saved ``state_dict`` (loaded with ``weights_only=True``), in place.
+
+    ``example_inputs`` defaults to one ``1 x C x 32 x 32`` zero image (C from the stem); pass
+    real inputs for models that need another size."""
+    model = shrink_to_state_dict(dense_model, state_dict, example_inputs)
+    masks = {k[: -len(_ORIG)]: state_dict[k[: -len(_ORIG)] + _MASK]
+             for k in state_dict if k.endswith(_ORIG) and k[: -len(_ORIG)] + _MASK in state_dict}
+    if masks:
+        apply_weight_masks(model, {n: m.bool() for n, m in masks.items()})
+    model.load_state_dict(dict(state_dict), strict=True)
+    return model
