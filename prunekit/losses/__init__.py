@@ -1,1 +1,14 @@
-"""(being written)"""
+"""Adversarial training losses, registered in ``prunekit.LOSSES``: ``pgd_at`` (Madry et al.),
+``trades`` (Zhang et al.) and ``mart`` (Wang et al.).
+
+Build with ``LOSSES.build(name, eps=..., step_size=None, steps=10, beta=6.0)``; call as
+``loss(model, x, y) -> (loss_tensor, {"loss", "clean_acc", "adv_acc"})``.
+"""
+from __future__ import annotations
+
+from prunekit.losses.base import AdvLoss
+from prunekit.losses.mart import MART
+from prunekit.losses.pgd_at import PGDAT
+from prunekit.losses.trades import TRADES
+
+__all__ = ["AdvLoss", "PGDAT", "TRADES", "MART"]

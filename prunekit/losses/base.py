@@ -1,0 +1,93 @@
+"""The :class:`AdvLoss` interface shared by every adversarial training loss."""
+from __future__ import annotations
+
+import abc
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.attacks.pgd import PGD, eval_mode
+
+__all__ = ["AdvLoss", "official_start_attack", "fp32", "accuracy"]
+
+
+class AdvLoss(abc.ABC):
+    """An adversarial training objective: inner maximisation (an attack) + outer loss.
+
+    Args:
+        eps: L-inf radius of the inner attack (inputs in [0, 1]).
+        step_size: attack step; default ``eps / 4``.
+        steps: attack iterations.
+        beta: regulariser weight (TRADES / MART; ignored by ``pgd_at``).
+
+    ``loss(model, x, y)`` returns ``(loss_tensor, stats)`` with ``stats`` a dict of floats
+    (``loss``, ``clean_acc``, ``adv_acc``; accuracies in [0, 1] on this batch). The inner attack
+    runs with the model in eval mode and in fp32 (no autocast); the outer loss runs in whatever
+    mode the caller had (``model.train()`` in training) and every module's mode is restored.
+    """
+
+    registry_name: str = ""
+
+    def __init__(self, eps: float, step_size: float | None = None, steps: int = 10,
+                 beta: float = 6.0) -> None:
+        if eps is None or float(eps) < 0:
+            raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+        if int(steps) < 0:
+            raise ValueError(f"steps must be >= 0, got {steps!r}")
+        if float(beta) < 0:
+            raise ValueError(f"beta must be >= 0, got {beta!r}")
+        self.eps = float(eps)
+        self.step_size = float(self.eps / 4 if step_size is None else step_size)
+        self.steps = int(steps)
+        self.beta = float(beta)
+
+    @abc.abstractmethod
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Loss on the batch ``(x, y)`` (differentiable w.r.t. the model's parameters)."""
+
+    def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """The inner maximisation alone (adversarial batch, detached)."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(eps={self.eps:.5g}, step_size={self.step_size:.5g}, "
+                f"steps={self.steps}, beta={self.beta:g})")
+
+
+@contextlib.contextmanager
+def fp32(x: Tensor) -> Iterator[None]:
+    """Disable autocast (attacks and the outer loss' softmax/KL run in fp32)."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        yield
+
+
+def official_start_attack(model: nn.Module, x: Tensor, target: Tensor, pgd: PGD) -> Tensor:
+    """Inner maximisation as in the official TRADES / MART code.
+
+    The model is put in eval mode (and returned to the caller's mode afterwards), the iterate
+    starts at ``x + 0.001 * N(0, 1)`` **without** clamping (as the official code), and each step
+    is ``pgd.step``: ascend ``pgd.loss_fn(f(x_adv), target).sum()``, sign step, projection onto
+    the eps-ball and clamp to [0, 1]. With ``steps == 0`` the start is clamped to [0, 1] (the
+    official code clamps before the outer loss too).
+    """
+    x = x.detach()
+    with eval_mode(model), fp32(x):
+        x_adv = x + 0.001 * torch.randn_like(x)
+        for _ in range(pgd.steps):
+            x_adv = pgd.step(model, x, x_adv, target)
+    return x_adv.clamp(0.0, 1.0).detach()
+
+
+def accuracy(logits: Tensor, y: Tensor) -> float:
+    """Fraction of ``argmax(logits) == y``."""
+    return float((logits.detach().argmax(1) == y).float().mean().item())
+
+
+def _stats(loss: Tensor, clean_logits: Tensor, adv_logits: Tensor, y: Tensor,
+           **extra: Any) -> dict[str, float]:
+    out = {"loss": float(loss.detach().item()), "clean_acc": accuracy(clean_logits, y),
+           "adv_acc": accuracy(adv_logits, y)}
+    out.update({k: float(v) for k, v in extra.items()})
+    return out
