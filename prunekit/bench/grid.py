@@ -1,0 +1,325 @@
+"""Benchmark grids: a base run config plus axes, expanded into validated, named runs.
+
+A grid YAML (docs/bench.md)::
+
+    name: fmnist
+    base: {data: {dataset: fashion_mnist}, d2bc: {thres: 0.5}, ...}   # a RunConfig dict
+    axes:                       # dotted field path -> list of values (cartesian product)
+      method: [dense, d2bc, hydra, admm]
+      loss.name: [trades, mart]
+      sparsity: [0.5, 0.9, 0.99]
+    zip: [[sparsity, d2bc.gamma]]          # optional: axes in one group vary together
+    rules:                                  # optional, applied in order to every point
+      - {where: {method: dense}, set: {sparsity: 0.0}}
+    exclude: [{method: admm, sparsity: 0.99}]   # optional: drop matching points
+    include: [{method: hydra-channel, sparsity: 0.9}]   # optional: extra points
+    bench: {table: true, format: md}       # optional runner / report settings
+
+Points whose resolved configs are identical (same ``config_hash``) are kept once, so
+``dense`` x three sparsities collapses to one dense run after the rule above. Every point is
+validated with :meth:`RunConfig.from_dict` before anything runs; an error names the point.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import os
+import re
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from prunekit.config import ConfigError, RunConfig, load_yaml
+
+__all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard", "run_id_for",
+           "resolve_data_root"]
+
+log = logging.getLogger(__name__)
+
+_GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench"}
+_BENCH_KEYS = {"table", "format", "run_fn", "shard_by"}
+
+
+@dataclass
+class Grid:
+    """A parsed (not yet expanded) grid; ``path`` is the YAML file it came from, if any."""
+
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    zip: list[list[str]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    exclude: list[dict[str, Any]] = field(default_factory=list)
+    include: list[dict[str, Any]] = field(default_factory=list)
+    bench: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: str | Path | None = None) -> "Grid":
+        """Check the grid's own structure (not the run configs: see :func:`expand`)."""
+        where = f"{path}: " if path else ""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"{where}a grid must be a mapping")
+        unknown = set(d) - _GRID_KEYS
+        if unknown:
+            raise ConfigError(f"{where}unknown grid key(s) {', '.join(sorted(map(str, unknown)))}; "
+                              f"valid: {', '.join(sorted(_GRID_KEYS))}")
+        name = d.get("name") or (Path(path).stem if path else "grid")
+        base = d.get("base") or {}
+        if not isinstance(base, Mapping):
+            raise ConfigError(f"{where}grid 'base' must be a mapping (a run config)")
+        axes = d.get("axes") or {}
+        if not isinstance(axes, Mapping):
+            raise ConfigError(f"{where}grid 'axes' must map a dotted field path to a list")
+        axes_out: dict[str, list[Any]] = {}
+        for key, values in axes.items():
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+                raise ConfigError(f"{where}axis {key!r} must be a non-empty list of values")
+            axes_out[str(key)] = list(values)
+        zips = d.get("zip") or []
+        if not isinstance(zips, list) or not all(isinstance(g, list) for g in zips):
+            raise ConfigError(f"{where}grid 'zip' must be a list of lists of axis names")
+        seen: set[str] = set()
+        for group in zips:
+            for a in group:
+                if a not in axes_out:
+                    raise ConfigError(f"{where}zip names {a!r}, which is not an axis; axes: "
+                                      f"{', '.join(axes_out)}")
+                if a in seen:
+                    raise ConfigError(f"{where}axis {a!r} appears in two zip groups")
+                seen.add(a)
+            if len({len(axes_out[a]) for a in group}) > 1:
+                raise ConfigError(f"{where}zipped axes {', '.join(group)} must have equal lengths")
+        rules = d.get("rules") or []
+        for r in rules:
+            if not isinstance(r, Mapping) or set(r) - {"where", "set"} or "set" not in r:
+                raise ConfigError(f"{where}each rule must be {{where: {{...}}, set: {{...}}}}, "
+                                  f"got {r!r}")
+        for key in ("exclude", "include"):
+            items = d.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
+                raise ConfigError(f"{where}grid {key!r} must be a list of mappings")
+        bench = dict(d.get("bench") or {})
+        bad = set(bench) - _BENCH_KEYS
+        if bad:
+            raise ConfigError(f"{where}unknown bench key(s) {', '.join(sorted(bad))}; valid: "
+                              f"{', '.join(sorted(_BENCH_KEYS))}")
+        return cls(name=str(name), base=copy.deepcopy(dict(base)), axes=axes_out,
+                   zip=[list(g) for g in zips], rules=[dict(r) for r in rules],
+                   exclude=[dict(e) for e in d.get("exclude") or []],
+                   include=[dict(i) for i in d.get("include") or []], bench=bench,
+                   path=Path(path) if path else None)
+
+
+@dataclass
+class GridRun:
+    """One expanded grid point."""
+
+    index: int               #: position in the expanded, ordered grid
+    run_id: str              #: readable and deterministic: ``<loss>-<method>-s<sp>-seed<k>-<hash8>``
+    config: RunConfig        #: the validated config (``data.root`` as written in the grid)
+    point: dict[str, Any]    #: the dotted-path values that define this point (axes + rules)
+    variant: str = ""        #: axis values not shown as table rows/columns, e.g. "d2bc.thres=0.2"
+
+    @property
+    def pretrain_hash(self) -> str:
+        return self.config.pretrain_hash()
+
+
+# --------------------------------------------------------------------------------------------
+def load_grid(path: str | Path) -> Grid:
+    """Read and structurally check a grid YAML file."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"grid file not found: {p}")
+    return Grid.from_dict(load_yaml(str(p)), path=p)
+
+
+def _get(d: Mapping[str, Any], dotted: str) -> Any:
+    cur: Any = d
+    for part in dotted.split("."):
+        if not isinstance(cur, Mapping) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    cur = d
+    for part in parts[:-1]:
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        elif not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
+        cur = nxt
+    cur[parts[-1]] = copy.deepcopy(value)
+
+
+def _matches(cfg: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
+    """``where`` values are scalars (equality) or lists (membership)."""
+    for key, want in where.items():
+        have = _get(cfg, key)
+        if isinstance(want, list):
+            if have not in want:
+                return False
+        elif have != want:
+            return False
+    return True
+
+
+def _axis_points(grid: Grid) -> Iterable[dict[str, Any]]:
+    """Cartesian product over axis groups (a zip group is one axis), in YAML order."""
+    zipped = {a: tuple(g) for g in grid.zip for a in g}
+    groups: list[tuple[str, ...]] = []
+    for a in grid.axes:
+        g = zipped.get(a, (a,))
+        if g not in groups:
+            groups.append(g)
+    choices = [[dict(zip(g, vals)) for vals in zip(*(grid.axes[a] for a in g))] for g in groups]
+    for combo in itertools.product(*choices):
+        point: dict[str, Any] = {}
+        for part in combo:
+            point.update(part)
+        yield point
+
+
+def _fmt_point(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items()) or "(base)"
+
+
+def run_id_for(cfg: RunConfig) -> str:
+    """``<loss>-<method>-s<sparsity>-seed<seed>[-f<fold>]-<config_hash[:8]>``."""
+    parts = [cfg.loss.name, cfg.method, f"s{cfg.sparsity:g}", f"seed{cfg.seed}"]
+    if cfg.data.fold is not None:
+        parts.append(f"f{cfg.data.fold}")
+    parts.append(cfg.config_hash()[:8])
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
+
+
+def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
+    """Expand a grid into validated runs, deduplicated by config hash and ordered so that runs
+    sharing a dense pretraining (same ``pretrain_hash``) are adjacent (first-seen group order,
+    grid order within a group). Raises :class:`ConfigError` naming the first bad point."""
+    if isinstance(grid, (str, Path)):
+        grid = load_grid(grid)
+    elif not isinstance(grid, Grid):
+        grid = Grid.from_dict(grid)
+    points: list[dict[str, Any]] = []
+    for axes_point in _axis_points(grid):
+        points.append(dict(axes_point))
+    points += [dict(i) for i in grid.include]
+
+    runs: list[tuple[RunConfig, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for n, point in enumerate(points):
+        is_include = n >= len(points) - len(grid.include)
+        d = copy.deepcopy(grid.base)
+        label = _fmt_point(point)
+        try:
+            for key, value in point.items():
+                _set(d, key, value)
+            for rule in grid.rules:
+                if _matches(d, rule.get("where") or {}):
+                    for key, value in rule["set"].items():
+                        _set(d, key, value)
+                        point[key] = value
+            if not is_include and any(_matches(d, ex) for ex in grid.exclude):
+                continue
+            cfg = RunConfig.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"grid {grid.name!r}, point [{label}]: {exc}") from None
+        h = cfg.config_hash()
+        if h in seen:
+            continue
+        seen.add(h)
+        cfg.name = f"{grid.name}/{run_id_for(cfg)}"
+        runs.append((cfg, point))
+    if not runs:
+        raise ConfigError(f"grid {grid.name!r} expands to no runs (check its exclude rules)")
+
+    order: dict[str, int] = {}
+    for cfg, _ in runs:
+        order.setdefault(cfg.pretrain_hash(), len(order))
+    ranked = sorted(enumerate(runs), key=lambda t: (order[t[1][0].pretrain_hash()], t[0]))
+    varying = set(grid.axes) | {k for inc in grid.include for k in inc}
+    out = [GridRun(index=i, run_id=run_id_for(cfg), config=cfg, point=point,
+                   variant=_variant(cfg, point, varying))
+           for i, (_, (cfg, point)) in enumerate(ranked)]
+    log.info("grid %s: %d runs in %d pretraining groups", grid.name, len(out), len(order))
+    return out
+
+
+#: axes that the report shows as rows / columns / table sections, or averages over
+TABLE_AXES = frozenset({"method", "loss.name", "sparsity", "seed", "data.fold", "model.name",
+                        "data.dataset"})
+_CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
+
+
+def _variant(cfg: RunConfig, point: Mapping[str, Any], varying: set[str]) -> str:
+    """The point's other axis values that apply to this config's method ("" if none)."""
+    from prunekit.registry import PRUNERS
+
+    parts = []
+    for key, value in point.items():
+        if key not in varying or key in TABLE_AXES:
+            continue
+        head = key.split(".")[0]
+        if head not in _CONFIG_FIELDS and not (
+                head in PRUNERS and PRUNERS.canonical(head) == PRUNERS.canonical(cfg.method)):
+            continue  # another method's hyperparameter: irrelevant to this run
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``; also accepts SLURM's ``$SLURM_ARRAY_TASK_ID``
+    substituted in by the shell. ``None`` -> no sharding."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise ConfigError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_runs(runs: Sequence[GridRun], shard: tuple[int, int] | None,
+               by: str = "run") -> list[GridRun]:
+    """Runs of shard ``(i, n)``: ``by="run"`` takes every n-th run of the ordered grid
+    (index % n == i); ``by="pretrain"`` deals whole pretraining groups round-robin, so no two
+    shards pretrain the same dense model. Shards are disjoint and their union is the grid."""
+    if shard is None:
+        return list(runs)
+    i, n = shard
+    if by == "run":
+        return [r for r in runs if r.index % n == i]
+    if by == "pretrain":
+        groups: dict[str, int] = {}
+        for r in runs:
+            groups.setdefault(r.pretrain_hash, len(groups))
+        return [r for r in runs if groups[r.pretrain_hash] % n == i]
+    raise ConfigError(f"shard_by must be 'run' or 'pretrain', got {by!r}")
+
+
+def resolve_data_root(root: str | None, grid_path: Path | None) -> str | None:
+    """A relative ``data.root`` is looked up, in order, in the grid file's directory, the
+    current working directory, then each ancestor of the grid file's directory; the first
+    existing path wins (unchanged if none exists, so the dataset reports it missing)."""
+    if root is None or os.path.isabs(root):
+        return root
+    candidates: list[Path] = []
+    if grid_path is not None:
+        gdir = Path(grid_path).resolve().parent
+        candidates.append(gdir)
+    candidates.append(Path.cwd())
+    if grid_path is not None:
+        candidates += list(Path(grid_path).resolve().parent.parents)
+    for c in candidates:
+        p = c / root
+        if p.exists():
+            return str(p.resolve())
+    return root

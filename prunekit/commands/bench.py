@@ -1,0 +1,64 @@
+"""``prunekit bench GRID.yaml --out DIR``: run a grid into DIR/results.csv (docs/bench.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help="run a benchmark grid into DIR/results.csv (resumable)",
+                       description="Expand GRID.yaml, validate every point, then run each "
+                                   "unfinished run and append its row to DIR/results.csv.")
+    p.add_argument("grid", help="grid YAML (benchmarks/grids/*.yaml)")
+    p.add_argument("--out", required=True, help="output directory (results.csv, runs/, cache/)")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="run only shard I of N (0-based), e.g. $SLURM_ARRAY_TASK_ID/8")
+    p.add_argument("--shard-by", choices=("run", "pretrain"), default=None,
+                   help="deal single runs (default) or whole pretraining groups to shards")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the expanded runs and their status; train nothing")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="shared pretraining cache (default OUT/cache)")
+    p.add_argument("--device", default=None, help="override every run's device (cpu, cuda:0)")
+    p.add_argument("--no-table", action="store_true", help="do not print the table at the end")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit.bench.grid import load_grid, parse_shard
+    from prunekit.bench.runner import run_grid
+
+    grid = load_grid(args.grid)
+    shard = parse_shard(args.shard)
+
+    def say(msg: str) -> None:
+        print(msg, flush=True)
+
+    summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run, cache_dir=args.cache,
+                       shard_by=args.shard_by, device=args.device, progress=say)
+    if args.dry_run:
+        label = f" (shard {shard[0]}/{shard[1]})" if shard else ""
+        print(f"grid {summary.grid}{label}: {len(summary.runs)} runs -> {summary.csv_path}")
+        for r in summary.runs:
+            st = summary.status[r.run_id]
+            print(f"  {r.index:4d}  {st:8s}  {r.run_id}" + (f"  [{r.variant}]" if r.variant else ""))
+        counts = {s: list(summary.status.values()).count(s) for s in ("ok", "failed", "pending")}
+        print(f"finished {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}")
+        return 0
+    print(f"done: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed, "
+          f"{len(summary.skipped)} already finished -> {summary.csv_path}")
+    show = grid.bench.get("table", True) and not args.no_table
+    if show and summary.csv_path.exists():
+        from prunekit.bench.report import report
+
+        fmt = grid.bench.get("format", "md")
+        print()
+        print(report(summary.csv_path, fmt=fmt).text, end="")
+    return 1 if summary.ran_failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from prunekit.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,31 @@
+"""``prunekit report DIR/results.csv``: paper-style tables and plots (docs/bench.md)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("report", help="tables (Markdown/LaTeX) and plots from a results.csv")
+    p.add_argument("csv", help="results.csv written by `prunekit bench`")
+    p.add_argument("--format", choices=("md", "latex"), default="md")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the tables here too")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit.bench.report import report, summary_line
+
+    rep = report(args.csv, fmt=args.format, plots_dir=args.plots)
+    print(rep.text, end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(rep.text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    for p in rep.plots:
+        print(f"wrote {p}", file=sys.stderr)
+    print(summary_line(rep), file=sys.stderr)
+    return 0
