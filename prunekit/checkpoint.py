@@ -1,0 +1,165 @@
+"""Safe checkpoints: atomic writes, ``torch.load(..., weights_only=True)`` only.
+
+* :func:`save` / :func:`load`: any tree of tensors, numbers, strings, lists, tuples and dicts.
+  :func:`save` writes a temporary file in the same folder, fsyncs it and ``os.replace``-s it onto
+  ``path``, so a kill never leaves a truncated checkpoint. :func:`load` refuses anything that
+  would need arbitrary unpickling (:class:`UnsafeCheckpointError`); nothing in such a file runs.
+* :func:`save_model` / :func:`load_model`: a (possibly pruned) model as its builder spec
+  (``model.prunekit_spec``), its ``state_dict`` and JSON metadata. Loading rebuilds the dense
+  model from the spec and lets ``prunekit.pruning.rebuild`` shrink it / re-register weight masks
+  from the shapes and mask buffers in the state dict, so no model object is ever unpickled.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+__all__ = ["save", "load", "save_model", "load_model", "read_model_meta",
+           "UnsafeCheckpointError", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "prunekit.model/1"
+PathLike = str | os.PathLike
+
+
+class UnsafeCheckpointError(ValueError):
+    """The file needs arbitrary unpickling (code execution) to load; it was not loaded."""
+
+
+def save(path: PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` (tensors / plain containers) to ``path`` with ``torch.save``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Any:
+    """Load a checkpoint with ``torch.load(weights_only=True)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafeCheckpointError: the file holds objects that only arbitrary unpickling could
+            create (e.g. a pickled model or a booby-trapped ``__reduce__``); nothing was executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it needs arbitrary unpickling, which prunekit never does "
+            f"(only tensors and plain containers are accepted; {first})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+def save_model(path: PathLike, model: nn.Module, meta: Mapping[str, Any] | None = None,
+               input_shape: tuple[int, ...] | None = None) -> None:
+    """Save a (possibly pruned / compacted / weight-masked) model for :func:`load_model`.
+
+    ``model.prunekit_spec`` (set by ``prunekit.models`` on every built model: the builder name and
+    its keyword arguments) is stored as JSON, with the ``state_dict`` and ``meta`` (JSON).
+    ``input_shape`` (C, H, W) is kept so :func:`load_model` can trace the model at its real size.
+    """
+    spec = getattr(model, "prunekit_spec", None)
+    if spec is None:
+        raise ValueError(f"{type(model).__name__} has no prunekit_spec (build models with "
+                         f"prunekit.MODELS.build so they can be saved and rebuilt)")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save(path, {"format": MODEL_FORMAT, "spec": json.dumps(_jsonable(spec), sort_keys=True),
+                "state_dict": state, "meta": json.dumps(_jsonable(dict(meta or {})),
+                                                        sort_keys=True),
+                "input_shape": list(input_shape) if input_shape is not None else None})
+
+
+def read_model_meta(path: PathLike) -> dict[str, Any]:
+    """The JSON metadata stored by :func:`save_model`."""
+    return json.loads(_read_model(path)["meta"])
+
+
+def load_model(path: PathLike, map_location: str | torch.device | None = "cpu") -> nn.Module:
+    """Rebuild a model saved by :func:`save_model` (no unpickling of model objects).
+
+    The dense model is rebuilt with ``prunekit.MODELS.build(spec)``, then
+    ``prunekit.pruning.rebuild(dense, state_dict)`` restores the pruned structure (smaller
+    channel counts, weight masks) and loads the weights. The metadata is attached as
+    ``model.prunekit_meta``.
+    """
+    blob = _read_model(path, map_location)
+    spec = json.loads(blob["spec"])
+    dense = _build_from_spec(spec)
+    state = blob["state_dict"]
+    try:
+        from prunekit.pruning import rebuild
+    except ImportError:  # pragma: no cover - pruning package always provides it
+        rebuild = None
+    if rebuild is not None:
+        shape = blob.get("input_shape")
+        example = torch.zeros(1, *shape) if shape else None
+        model = rebuild(dense, state, example)
+    else:
+        dense.load_state_dict(state)
+        model = dense
+    model.prunekit_meta = json.loads(blob["meta"])  # type: ignore[assignment]
+    if getattr(model, "prunekit_spec", None) is None:
+        model.prunekit_spec = spec  # type: ignore[assignment]
+    return model
+
+
+def _build_from_spec(spec: Any) -> nn.Module:
+    """Dense model from a builder spec (``{"name": ..., "kwargs": {...}}``)."""
+    import prunekit.models as models
+    from prunekit.registry import MODELS
+
+    helper = getattr(models, "build_from_spec", None)
+    if callable(helper):
+        return helper(spec)
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"unrecognised model spec {spec!r}")
+    return MODELS.build(spec["name"], **dict(spec.get("kwargs") or {}))
+
+
+def _read_model(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    blob = load(path, map_location)
+    if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a prunekit model file (expected format {MODEL_FORMAT})")
+    return blob
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON-compatible copy (tuples -> lists, other objects -> str)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist")
+                                 else str(o)))
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

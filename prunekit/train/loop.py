@@ -1,0 +1,243 @@
+"""The one training loop: adversarial loss, optional pruner hooks, per-epoch checkpoints and exact
+resume, JSONL log, tqdm progress, bf16 autocast / channels_last on CUDA, DDP under torchrun."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from prunekit import checkpoint as ckpt
+from prunekit.train.env import DistEnv, derive_seed, dist_env, rng_state, seed_everything, \
+    set_rng_state
+from prunekit.train.loader import set_loader_epoch
+
+__all__ = ["fit", "FitResult", "NonFiniteLossError", "progress_enabled"]
+
+log = logging.getLogger(__name__)
+CKPT_FORMAT = "prunekit.fit/1"
+AdvLossFn = Callable[[nn.Module, Tensor, Tensor], "tuple[Tensor, dict[str, float]]"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite (the run is recorded as failed)."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did: epochs done in total, training seconds summed over the epochs (across
+    resumes), the per-epoch records and the last epoch's averaged stats."""
+
+    epochs: int
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: int = 0
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return dict(self.history[-1]) if self.history else {}
+
+
+def progress_enabled(flag: bool | None = None) -> bool:
+    """tqdm bars: ``flag`` if given, else on when stderr is a TTY and ``PRUNEKIT_PROGRESS`` is not
+    ``0``/``false``/``off``."""
+    if flag is not None:
+        return flag
+    if os.environ.get("PRUNEKIT_PROGRESS", "").lower() in ("0", "false", "off", "no"):
+        return False
+    return sys.stderr.isatty()
+
+
+def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
+        scheduler: Any, loader: Any, epochs: int, *, pruner: Any = None,
+        checkpoint: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
+        seed: int = 0, device: torch.device | str | None = None, amp: bool = False,
+        channels_last: bool = False, progress: bool | None = None, stage: str = "train",
+        dist: DistEnv | None = None) -> FitResult:
+    """Train ``model`` for ``epochs`` epochs with an adversarial ``loss``.
+
+    Per step: ``loss(model, x, y)`` (+ ``pruner.penalty()``), backward, ``optimizer.step()``,
+    ``pruner.on_step_end(global_step)``. Per epoch: ``pruner.on_epoch_end(epoch)``,
+    ``scheduler.step()``, one JSONL record, one checkpoint. The pruner must already be attached
+    and its ``param_groups`` be in ``optimizer`` (the pipeline does both).
+
+    Resume: if ``checkpoint`` exists, the model, optimizer, scheduler, pruner and RNG states and
+    the history are restored and training continues at the next epoch (a checkpoint of a finished
+    fit just restores the states). Determinism: at every epoch start the Python/NumPy/torch RNGs
+    and the loader's shuffling generator are re-seeded from ``(seed, stage, epoch, rank)``, so the
+    run is a pure function of the seed and resuming at an epoch boundary is exact.
+
+    Under torch.distributed (``dist.enabled``) the model is wrapped in DistributedDataParallel;
+    gradients of optimizer parameters outside the model (pruner gates) are all-reduced too; only
+    rank 0 writes the checkpoint and the log.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (epoch and step in the message).
+    """
+    dist = dist if dist is not None else dist_env()
+    device = torch.device(device) if device is not None else _model_device(model)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16,
+                    enabled=bool(amp) and device.type == "cuda")
+    channels_last = channels_last and device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    start, history = 0, []
+    if ckpt_path is not None and ckpt_path.exists():
+        start, history = _restore(ckpt_path, model, optimizer, scheduler, pruner, epochs)
+        log.info("%s: resumed from %s at epoch %d/%d", stage, ckpt_path, start, epochs)
+    train_model = _wrap_ddp(model, device) if dist.enabled else model
+    extra = _extra_params(model, optimizer) if dist.enabled else []
+    steps_per_epoch = len(loader)
+    show = progress_enabled(progress) and dist.is_main
+    for epoch in range(start, epochs):
+        set_loader_epoch(loader, epoch, seed)
+        seed_everything(derive_seed(seed, stage, "epoch", epoch, dist.rank))
+        model.train()
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        n_seen = 0
+        bar = _bar(loader, show, f"{stage} {epoch + 1}/{epochs}")
+        for i, (x, y) in enumerate(bar):
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(**autocast):
+                value, stats = loss(train_model, x, y)
+                if pruner is not None:
+                    pen = pruner.penalty()
+                    value = value + pen.to(value.device)
+                    stats = {**stats, "penalty": float(pen.detach().item()),
+                             "loss": float(value.detach().item())}
+            if not bool(torch.isfinite(value.detach()).all()):
+                raise NonFiniteLossError(
+                    f"{stage}: loss is {value.detach().item()} at epoch {epoch} step {i} "
+                    f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate")
+            value.backward()
+            if extra:
+                _allreduce_grads(extra, dist.world_size)
+            optimizer.step()
+            if pruner is not None:
+                pruner.on_step_end(epoch * steps_per_epoch + i)
+            b = int(y.shape[0])
+            n_seen += b
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * b
+            if show and i % 10 == 0:
+                bar.set_postfix(loss=f"{sums['loss'] / n_seen:.3f}",
+                                acc=f"{sums.get('clean_acc', 0.0) / n_seen:.3f}",
+                                adv=f"{sums.get('adv_acc', 0.0) / n_seen:.3f}")
+        lr = float(optimizer.param_groups[0]["lr"])
+        if pruner is not None:
+            pruner.on_epoch_end(epoch)
+        scheduler.step()
+        means = _reduce_means(sums, n_seen, dist, device)
+        record = {"stage": stage, "epoch": epoch, "lr": lr, **means,
+                  "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(record)
+        log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+        if dist.is_main:
+            if ckpt_path is not None:
+                ckpt.save(ckpt_path, _state(epoch + 1, epochs, model, optimizer, scheduler,
+                                            pruner, history))
+            if log_path is not None:
+                _write_jsonl(Path(log_path), history)
+        dist.barrier()
+    seconds = float(sum(r.get("seconds", 0.0) for r in history))
+    return FitResult(epochs=max(epochs, start), seconds=seconds, history=history,
+                     resumed_from=start)
+
+
+# ------------------------------------------------------------------------------------------------
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def _bar(loader: Any, show: bool, desc: str) -> Any:
+    if not show:
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    ids = [device.index] if device.type == "cuda" else None
+    return DDP(model, device_ids=ids, output_device=device.index if ids else None)
+
+
+def _extra_params(model: nn.Module, optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """Optimizer parameters DDP does not manage (e.g. pruner gates kept outside the model)."""
+    own = {id(p) for p in model.parameters()}
+    return [p for g in optimizer.param_groups for p in g["params"] if id(p) not in own]
+
+
+def _allreduce_grads(params: list[Tensor], world: int) -> None:
+    for p in params:
+        if p.grad is not None:
+            torch.distributed.all_reduce(p.grad)
+            p.grad.div_(world)
+
+
+def _reduce_means(sums: dict[str, float], n: int, dist: DistEnv,
+                  device: torch.device) -> dict[str, float]:
+    keys = sorted(sums)
+    if dist.enabled:
+        t = torch.tensor([sums[k] for k in keys] + [float(n)], dtype=torch.float64,
+                         device=device)
+        torch.distributed.all_reduce(t)
+        vals, n = t[:-1].tolist(), int(t[-1].item())
+        sums = dict(zip(keys, vals))
+    return {k: sums[k] / max(n, 1) for k in keys}
+
+
+def _state(done: int, epochs: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+           scheduler: Any, pruner: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"format": CKPT_FORMAT, "epoch": done, "epochs": epochs,
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "pruner": pruner.state_dict() if pruner is not None else None,
+            "rng": rng_state(), "history": history}
+
+
+def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+             pruner: Any, epochs: int) -> tuple[int, list[dict[str, Any]]]:
+    state = ckpt.load(path)
+    if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
+        raise ValueError(f"{path} is not a prunekit training checkpoint")
+    if int(state["epochs"]) != int(epochs):
+        raise ValueError(f"{path} was written for {state['epochs']} epochs but this run asks for "
+                         f"{epochs}; use a fresh work directory")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if pruner is not None and state.get("pruner") is not None:
+        pruner.load_state_dict(state["pruner"])
+    set_rng_state(state["rng"])
+    return int(state["epoch"]), list(state["history"])
+
+
+def _write_jsonl(path: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite the whole log from the checkpointed history (atomic; consistent after resume)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as fh:
+        for rec in history:
+            fh.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                                 for k, v in rec.items()}) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,242 @@
+"""The three-stage pipeline (ANAS-P paper, Sec. 3; HYDRA; Robust ADMM): dense adversarial
+pretraining -> prune/search with the pruner's own optimizer and schedule -> finalize ->
+adversarial fine-tuning. Every stage checkpoints every epoch and resumes after a kill; a finished
+pretraining is cached under ``cfg.pretrain_hash()`` and shared by every method using it.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit import checkpoint as ckpt
+from prunekit.config import ConfigError, RunConfig
+from prunekit.registry import LOSSES, MODELS, PRUNERS
+from prunekit.train.data import build_train_set
+from prunekit.train.env import DistEnv, derive_seed, init_distributed, seed_everything, \
+    select_device
+from prunekit.train.loader import build_loader
+from prunekit.train.loop import FitResult, fit
+from prunekit.train.optim import make_optimizer, make_scheduler
+
+__all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageRecord:
+    """One stage: epochs trained, training seconds (summed over epochs, across resumes), the last
+    epoch's averaged train stats, whether it came from the pretraining cache / was skipped."""
+
+    epochs: int = 0
+    seconds: float = 0.0
+    last: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+    skipped: bool = False
+
+    @classmethod
+    def from_fit(cls, res: FitResult) -> "StageRecord":
+        return cls(epochs=res.epochs, seconds=res.seconds, last=res.last)
+
+
+@dataclass
+class PipelineResult:
+    """Output of :func:`run_pipeline`.
+
+    ``model``: the finalized, fine-tuned model (eval mode). ``dense_model``: the pretrained dense
+    model (for MACs reduction / comparisons). ``spec``: the dataset's DataSpec. ``records``:
+    ``{"pretrain"|"prune"|"finetune": StageRecord}``. ``example_inputs``: one zero input
+    (1 x C x H x W, on the device). ``train_seconds``: sum of the stages' seconds (a cached
+    pretraining counts with the seconds it took when it was trained, so runs stay comparable).
+    ``cfg``: the resolved config (eps filled in). ``workdir``: where checkpoints and logs are.
+    """
+
+    model: nn.Module
+    dense_model: nn.Module
+    spec: Any
+    records: dict[str, StageRecord]
+    example_inputs: torch.Tensor
+    train_seconds: float
+    cfg: RunConfig | None = None
+    workdir: Path | None = None
+
+
+def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
+                 cache_dir: str | os.PathLike | None = None,
+                 device: str | torch.device | None = None,
+                 progress: bool | None = None) -> PipelineResult:
+    """Run (or resume) pretrain -> prune -> finalize -> fine-tune for one :class:`RunConfig`.
+
+    Layout: ``<cache_dir or workdir>/pretrain/<pretrain_hash>/`` (ckpt.pt, log.jsonl, model.pt,
+    done.json), ``workdir/prune/`` and ``workdir/finetune/`` (ckpt.pt, log.jsonl),
+    ``workdir/model.pt`` (final model, :func:`prunekit.checkpoint.load_model`),
+    ``workdir/run.json`` (config and records). Re-running the same call after a kill resumes every
+    stage from its last epoch checkpoint; finished stages are not trained again.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    dev = select_device(device if device is not None else cfg.device)
+    dist = init_distributed(dev)
+    train_set, spec = build_train_set(cfg)
+    cfg = cfg.resolve(spec.eps)
+    _claim_workdir(workdir, cfg, dist)
+    world = dist.world_size
+    loader = build_loader(train_set, max(1, cfg.data.batch_size // world), shuffle=True,
+                          seed=cfg.seed, num_workers=cfg.data.num_workers, dist=dist,
+                          pin_memory=dev.type == "cuda")
+    loss = LOSSES.build(cfg.loss.name, eps=cfg.loss.eps, step_size=cfg.loss.step_size,
+                        steps=cfg.loss.steps, beta=cfg.loss.beta)
+    example_inputs = torch.zeros(1, *spec.input_shape, device=dev)
+    common = dict(device=dev, amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
+                  dist=dist)
+    records: dict[str, StageRecord] = {}
+
+    # 1. dense adversarial pretraining (cached, shared between methods) ------------------------
+    seed_everything(derive_seed(cfg.seed, "init"))
+    model = MODELS.build(cfg.model.name, num_classes=spec.num_classes,
+                         in_channels=spec.input_shape[0], width=cfg.model.width,
+                         mean=spec.mean, std=spec.std).to(dev)
+    pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
+        cfg.pretrain_hash()
+    records["pretrain"] = _pretrain(model, cfg, loss, loader, pre_dir, dist, common)
+    dense_model = copy.deepcopy(model).eval()
+
+    # 2. prune / search, then finalize ----------------------------------------------------------
+    pruner = PRUNERS.build(cfg.method, sparsity=cfg.sparsity, **cfg.pruner_hparams())
+    seed_everything(derive_seed(cfg.seed, "attach"))
+    pruner.attach(model, example_inputs)
+    st = cfg.stage("prune")
+    groups = pruner.param_groups(model)
+    if groups and st.epochs > 0:
+        opt = make_optimizer(groups, st)
+        res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs, pruner=pruner,
+                  checkpoint=workdir / "prune" / "ckpt.pt", log_path=workdir / "prune" / "log.jsonl",
+                  seed=derive_seed(cfg.seed, "prune"), stage="prune", **common)
+        records["prune"] = StageRecord.from_fit(res)
+    else:
+        records["prune"] = StageRecord(skipped=True)
+    model = pruner.finalize(model).to(dev)
+
+    # 3. adversarial fine-tuning of the finalized model ----------------------------------------
+    st = cfg.stage("finetune")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if params and st.epochs > 0:
+        opt = make_optimizer(params, st)
+        res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
+                  checkpoint=workdir / "finetune" / "ckpt.pt",
+                  log_path=workdir / "finetune" / "log.jsonl",
+                  seed=derive_seed(cfg.seed, "finetune"), stage="finetune", **common)
+        records["finetune"] = StageRecord.from_fit(res)
+    else:
+        records["finetune"] = StageRecord(skipped=True)
+    model.eval()
+    train_seconds = float(sum(r.seconds for r in records.values()))
+    if dist.is_main:
+        _save_final(workdir, model, cfg, records, spec, train_seconds)
+    dist.barrier()
+    return PipelineResult(model=model, dense_model=dense_model, spec=spec, records=records,
+                          example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
+                          workdir=workdir)
+
+
+# ------------------------------------------------------------------------------------------------
+def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir: Path,
+              dist: DistEnv, common: dict[str, Any]) -> StageRecord:
+    st = cfg.stage("pretrain")
+    if st.epochs == 0:
+        return StageRecord(skipped=True)
+    with _cache_lock(pre_dir, dist):
+        done = pre_dir / "done.json"
+        if done.exists():
+            rec = StageRecord(**json.loads(done.read_text()))
+            rec.cached = True
+            model.load_state_dict(ckpt.load(pre_dir / "model.pt")["state_dict"])
+            log.info("pretrain: using the cached model in %s", pre_dir)
+            return rec
+        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], st)
+        res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
+                  checkpoint=pre_dir / "ckpt.pt", log_path=pre_dir / "log.jsonl",
+                  seed=derive_seed(cfg.seed, "pretrain"), stage="pretrain", **common)
+        rec = StageRecord.from_fit(res)
+        if dist.is_main:
+            ckpt.save(pre_dir / "model.pt", {"state_dict": model.state_dict(),
+                                             "pretrain_hash": cfg.pretrain_hash()})
+            _atomic_text(done, json.dumps(dataclasses.asdict(rec), indent=1))
+        return rec
+
+
+class _cache_lock:
+    """File lock on a pretraining cache entry so two processes never train it twice. Under DDP
+    only rank 0 locks; the others wait at a barrier until it holds the lock."""
+
+    def __init__(self, folder: Path, dist: DistEnv) -> None:
+        self.folder, self.dist, self.lock = folder, dist, None
+
+    def __enter__(self) -> None:
+        from filelock import FileLock
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.lock = FileLock(str(self.folder / ".lock"))
+            self.lock.acquire()
+        self.dist.barrier()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.dist.barrier()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _train_key(cfg: RunConfig) -> str:
+    d = cfg.resolved_for_hash()
+    d.pop("eval", None)
+    d.pop("device", None)
+    from prunekit.config import _hash
+
+    return _hash(d)
+
+
+def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
+    """Refuse to resume a work directory that holds a run with a different training config."""
+    marker = workdir / "run.json"
+    key = _train_key(cfg)
+    if marker.exists():
+        old = json.loads(marker.read_text()).get("train_key")
+        if old != key:
+            raise ConfigError(f"work directory {workdir} holds a run with a different training "
+                              f"config (key {old} != {key}); use another --workdir")
+        return
+    if dist.is_main:
+        _atomic_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
+                                        default=str))
+    dist.barrier()
+
+
+def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
+                records: dict[str, StageRecord], spec: Any, train_seconds: float) -> None:
+    recs = {k: dataclasses.asdict(v) for k, v in records.items()}
+    info = {"train_key": _train_key(cfg), "config": cfg.to_dict(), "records": recs,
+            "train_seconds": train_seconds}
+    _atomic_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
+    if getattr(model, "prunekit_spec", None) is not None:
+        ckpt.save_model(workdir / "model.pt", model,
+                        {"config_hash": cfg.config_hash(), "records": recs},
+                        input_shape=tuple(spec.input_shape))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
