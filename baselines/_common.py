@@ -1,0 +1,189 @@
+"""Helpers shared by the baseline pruners (HYDRA, ADMM): which layers to prune, exact top-k
+keep masks, the straight-through score mask, and freezing everything but the scores.
+
+Private to ``baselines``; a third-party plug-in would keep helpers like these in its own package.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from prunekit.pruning.groups import ChannelGroups
+from prunekit.pruning.masking import prunable_layers, topk_masks
+
+__all__ = ["select_layers", "topk_keep", "ScoreSTE", "freeze_all_but_norm", "unfreeze",
+           "scaled_score_init", "check_choice", "norm_params", "uniform_group_counts",
+           "group_channel_norms", "group_row_masks", "topk_count", "MaskCache"]
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices``, else a one-line ``ValueError`` listing them."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def select_layers(model: nn.Module, *, include_stem: bool = False,
+                  include_classifier: bool = False) -> dict[str, nn.Module]:
+    """The layers a weight-level baseline prunes, by module name: prunekit's prunable layers
+    (every conv and linear except the stem and the classifier, the same set the sparsity
+    accounting measures; :func:`prunekit.pruning.masking.prunable_layers`). Both flags True = the
+    official HYDRA setting (every conv and linear layer)."""
+    layers = prunable_layers(model, include_stem=include_stem,
+                             include_classifier=include_classifier)
+    if not layers:
+        raise ValueError(f"no prunable layers in {type(model).__name__} (conv/linear layers "
+                         f"except the stem and the classifier)")
+    return layers
+
+
+def topk_keep(values: Tensor, sparsity: float) -> Tensor:
+    """Bool mask (shape of ``values``) keeping the ``round((1 - sparsity) * n)`` largest entries
+    (at least one; :func:`prunekit.pruning.masking.topk_masks`)."""
+    return topk_masks({"": values}, sparsity)[""]
+
+
+class ScoreSTE(torch.autograd.Function):
+    """Straight-through estimator of HYDRA's ``GetSubnet(|s|, k)`` (Sehwag et al. 2020, eq. 3;
+    official ``models/layers.py``): the forward returns the given hard 0/1 mask of the top-k
+    ``|s|``; the backward sends the incoming gradient straight to ``|s|``, i.e. ``g * sign(s)``
+    to the scores ``s``."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(scores)
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (scores,) = ctx.saved_tensors
+        return grad * scores.sign(), None
+
+
+def norm_params(model: nn.Module) -> list[nn.Parameter]:
+    """Affine parameters of the batch-norm layers (they keep training while scores train)."""
+    return [p for m in model.modules() if isinstance(m, _BatchNorm)
+            for p in m.parameters(recurse=False)]
+
+
+def freeze_all_but_norm(model: nn.Module) -> list[nn.Parameter]:
+    """Set ``requires_grad=False`` on every parameter except batch-norm affine ones (official
+    HYDRA ``freeze_vars(model, "weight"/"bias")`` with ``freeze_bn=False``). Returns the
+    parameters it froze so the caller can unfreeze them later."""
+    keep = {id(p) for p in norm_params(model)}
+    frozen = [p for p in model.parameters() if p.requires_grad and id(p) not in keep]
+    for p in frozen:
+        p.requires_grad_(False)
+    return frozen
+
+
+def unfreeze(params: Iterable[nn.Parameter]) -> None:
+    """Undo :func:`freeze_all_but_norm`."""
+    for p in params:
+        p.requires_grad_(True)
+
+
+def scaled_score_init(weight: Tensor) -> Tensor:
+    """HYDRA's scaled score initialisation (official ``utils/model.py:initialize_scaled_score``):
+    ``sqrt(6 / fan_in) * W / max|W|`` with ``fan_in`` = in-channels per group x kernel area
+    (``nn.init._calculate_correct_fan(W, "fan_in")``); Kaiming-uniform scale, ordered like ``|W|``.
+    """
+    fan_in = nn.init._calculate_correct_fan(weight, "fan_in")
+    w = weight.detach()
+    return math.sqrt(6.0 / fan_in) * w / w.abs().max().clamp_min(torch.finfo(w.dtype).tiny)
+
+
+# -- channel groups (hydra-channel, admm filter) ---------------------------------------------------
+def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40) -> list[int]:
+    """Channels kept per group when every group keeps the same fraction ``r`` of its channels
+    (the channel analogue of a per-layer ratio, as HYDRA's per-layer ``k`` and ADMM's per-layer
+    ``prune_ratios``), with ``r`` chosen by bisection so the analytic conv + linear MACs
+    reduction is as close as possible to ``sparsity`` (ChannelPruner's target). >= 1 per group."""
+    def counts(r: float) -> list[int]:
+        return [min(g.size, max(1, int(math.floor(r * g.size + 0.5)))) for g in groups]
+
+    def reduction(c: list[int]) -> float:
+        gates = [(torch.arange(g.size) < k).float() for g, k in zip(groups, c)]
+        return 1.0 - float(groups.macs(gates)) / groups.dense_macs
+
+    lo, hi = 0.0, 1.0                     # reduction(counts(r)) decreases as r grows
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if reduction(counts(mid)) > sparsity:
+            lo = mid
+        else:
+            hi = mid
+    best = min((counts(lo), counts(hi)), key=lambda c: abs(reduction(c) - sparsity))
+    return best
+
+
+def group_channel_norms(groups: ChannelGroups, weights: Mapping[str, Tensor],
+                        p: int = 2) -> list[Tensor]:
+    """Per-channel norm of each group (root channel order) over the output filters of *all* the
+    group's convs (coupled channels share one norm): the L2 norm of the concatenated filters
+    (``p=2``) or the sum of their absolute values (``p=1``). ``weights`` maps conv name to the
+    weight to use (default: the module's own); convs absent from it are skipped."""
+    out = []
+    for g in groups:
+        acc = None
+        for name in g.convs:
+            if name not in weights:
+                continue
+            w = weights[name].detach()
+            sl = g.out_slices[name]
+            rows = w.flatten(1)[sl.idxs.to(w.device)]
+            v = rows.abs().sum(1) if p == 1 else rows.pow(2).sum(1)
+            part = torch.zeros(g.size, dtype=v.dtype, device=v.device)
+            part.index_add_(0, sl.root_idxs.to(v.device), v)
+            acc = part if acc is None else acc + part
+        if acc is None:
+            raise ValueError(f"group {g.index} (root {g.root}) has no conv weight")
+        out.append(acc if p == 1 else acc.sqrt())
+    return out
+
+
+def group_row_masks(groups: ChannelGroups, keeps: Sequence[Tensor],
+                    weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Per-conv filter keep masks shaped ``[out, 1, ...]`` (broadcastable to the weight) from the
+    per-group channel keep masks, for the convs in ``weights``."""
+    out: dict[str, Tensor] = {}
+    for g, keep in zip(groups, keeps):
+        for name in g.convs:
+            if name not in weights:
+                continue
+            w = weights[name]
+            sl = g.out_slices[name]
+            rows = torch.ones(w.shape[0], dtype=torch.bool, device=w.device)
+            rows[sl.idxs.to(w.device)] = keep.to(w.device)[sl.root_idxs.to(w.device)]
+            out[name] = rows.view(-1, *([1] * (w.dim() - 1)))
+    return out
+
+
+def topk_count(values: Tensor, k: int) -> Tensor:
+    """Bool mask keeping the ``k`` largest entries of a 1-D tensor."""
+    mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
+    mask[torch.topk(values.detach().flatten(), k, sorted=False).indices] = True
+    return mask.view_as(values)
+
+
+class MaskCache:
+    """Memo of a hard mask computed from a score tensor, recomputed only when the scores change
+    (their version counter moves on every in-place update: optimizer steps, ``copy_``). An
+    adversarial training step runs ~11 forwards per optimizer step; this sorts once."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int] | None = None
+        self._value: Tensor | None = None
+
+    def get(self, scores: Tensor, fn: Callable[[Tensor], Tensor]) -> Tensor:
+        key = (scores._version, scores.data_ptr())
+        if self._key != key or self._value is None:
+            with torch.no_grad():
+                self._value = fn(scores.detach())
+            self._key = key
+        return self._value
