@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +18,8 @@ DATASETS = prunekit.DATASETS
 
 
 def test_expected_datasets_registered() -> None:
-    for name in ["cifar10", "cifar100", "svhn", "fashion_mnist", "synthetic"]:
+    for name in ["cifar10", "cifar100", "svhn", "tinyimagenet", "fashion_mnist", "imagefolder",
+                 "synthetic"]:
         assert name in DATASETS.names()
 
 
@@ -181,3 +183,135 @@ def test_make_loader_seeded(tiny_dataset) -> None:
     assert order(0) == order(0) and order(0) != order(1)
     x, y = next(iter(make_loader(tiny_dataset, 16)))
     assert x.shape == (16, 1, 28, 28) and y.dtype == torch.int64
+
+
+# -- torchvision-backed sets (fake torchvision classes: no files, no network) ----------------
+class _FakeCIFAR:
+    def __init__(self, root, train=True, download=False):
+        n = 6 if train else 4
+        self.data = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        self.targets = [i % 10 for i in range(n)]
+        self.classes = [f"c{i}" for i in range(10)]
+        self.args = (root, train, download)
+
+
+class _FakeSVHN:
+    def __init__(self, root, split="train", download=False):
+        n = {"train": 5, "test": 3, "extra": 2}[split]
+        self.data = np.full((n, 3, 32, 32), 7, dtype=np.uint8)
+        self.labels = np.arange(n) % 10
+
+
+@pytest.fixture
+def fake_torchvision(monkeypatch):
+    from torchvision import datasets as tvd
+
+    monkeypatch.setattr(tvd, "CIFAR10", _FakeCIFAR)
+    monkeypatch.setattr(tvd, "CIFAR100", _FakeCIFAR)
+    monkeypatch.setattr(tvd, "SVHN", _FakeSVHN)
+
+
+def test_cifar_and_svhn_builders(fake_torchvision, tmp_path: Path) -> None:
+    tr = DATASETS.build("cifar10", root=str(tmp_path), split="train")
+    te = DATASETS.build("cifar10", root=str(tmp_path), split="test")
+    _check_sample(tr, 6)
+    _check_sample(te, 4)
+    assert tr.spec.input_shape == (3, 32, 32) and tr.spec.eps == pytest.approx(8 / 255)
+    assert tr.augment == Augment(4, True) and te.augment is None
+    raw = _FakeCIFAR(None, train=False).data[1]                   # HWC uint8
+    assert torch.equal((te[1][0] * 255).round().byte(), torch.from_numpy(raw).permute(2, 0, 1))
+    c100 = DATASETS.build("cifar100", root=str(tmp_path), split="test")
+    assert c100.spec.num_classes == 100
+    sv = DATASETS.build("svhn", root=str(tmp_path), split="train")
+    _check_sample(sv, 5)
+    assert sv.augment == Augment(4, False)                         # no flip for digits
+    assert len(DATASETS.build("svhn", root=str(tmp_path), split="test")) == 3
+    assert len(DATASETS.build("svhn", root=str(tmp_path), split="extra")) == 2
+
+
+# -- image folders ----------------------------------------------------------------------------
+def _write_images(folder: Path, n: int, color: int, size: int = 8, mode: str = "RGB") -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new(mode, (size, size), color=(color, i * 10, 0) if mode == "RGB" else color
+                  ).save(folder / f"{i:03d}.png")
+
+
+def _make_tree(base: Path) -> None:
+    for split, n in (("train", 3), ("test", 2)):
+        _write_images(base / split / "ant", n, 10)
+        _write_images(base / split / "bee", n, 200)
+
+
+def test_imagefolder_directory_and_overrides(tmp_path: Path) -> None:
+    _make_tree(tmp_path / "bugs")
+    tr = DATASETS.build("imagefolder", root=str(tmp_path / "bugs"), split="train")
+    te = DATASETS.build("imagefolder", root=str(tmp_path / "bugs"), split="test", eps=0.05,
+                        dataset_name="bugs2", mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
+    _check_sample(tr, 6)
+    _check_sample(te, 4)
+    assert tr.spec.name == "bugs" and tr.spec.class_names == ("ant", "bee")
+    assert tr.spec.input_shape == (3, 8, 8) and tr.spec.num_classes == 2
+    assert tr.spec.mean[0] == pytest.approx((3 * 10 + 3 * 200) / 6 / 255, abs=1e-3)
+    assert te.spec.name == "bugs2" and te.spec.eps == 0.05 and te.spec.std == (0.2,) * 3
+    assert tr.augment is not None and te.augment is None
+    assert te.labels.tolist() == [0, 0, 1, 1]
+    assert float(te[0][0][0].mean()) == pytest.approx(10 / 255, abs=1e-3)
+
+
+def test_imagefolder_targz_extracts_once(tmp_path: Path, monkeypatch) -> None:
+    import tarfile
+
+    monkeypatch.setenv("PRUNEKIT_CACHE", str(tmp_path / "cache"))
+    _make_tree(tmp_path / "src" / "digits")
+    _write_images(tmp_path / "src" / "digits" / "train" / "ant", 1, 5, mode="L")  # mixed modes
+    archive = tmp_path / "digits.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp_path / "src" / "digits", arcname="digits")
+    ds = DATASETS.build("imagefolder", root=str(archive), split="test")
+    _check_sample(ds, 4)
+    assert ds.spec.name == "digits"
+    extracted = list((tmp_path / "cache" / "imagefolder").glob("digits-*"))
+    assert len([p for p in extracted if p.is_dir()]) == 1
+    assert not list((tmp_path / "cache" / "imagefolder").glob(".extract-*"))
+    # archive sources decode into a uint8 .npy cache by default; a second build reuses both
+    assert len(list((tmp_path / "cache" / "tensors").glob("digits-test-*.npy"))) == 1
+    again = DATASETS.build("imagefolder", root=str(archive), split="test")
+    assert torch.equal(again[3][0], ds[3][0])
+    assert len([p for p in (tmp_path / "cache" / "imagefolder").glob("digits-*")
+                if p.is_dir()]) == 1
+
+
+def test_imagefolder_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataNotFoundError, match="train/<class>"):
+        DATASETS.build("imagefolder", root=str(tmp_path))
+    with pytest.raises(DataNotFoundError, match="root="):
+        DATASETS.build("imagefolder")
+
+
+def test_tinyimagenet_layout(tmp_path: Path) -> None:
+    base = tmp_path / "tiny-imagenet-200"
+    wnids = ["n02", "n01"]
+    (base / "val" / "images").mkdir(parents=True)
+    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
+    (base / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\tshark\n")
+    for j, w in enumerate(wnids):
+        _write_images(base / "train" / w / "images", 2, 50 * (j + 1), size=64)
+    _write_images(base / "val" / "images", 3, 100, size=64)
+    for i, p in enumerate(sorted((base / "val" / "images").iterdir())):
+        p.rename(p.with_name(f"val_{i}.JPEG"))
+    (base / "val" / "val_annotations.txt").write_text(
+        "val_0.JPEG\tn02\t0\t0\t10\t10\nval_1.JPEG\tn01\t1\t1\t9\t9\n"
+        "val_2.JPEG\tn02\t0\t0\t5\t5\n")
+    tr = DATASETS.build("tinyimagenet", root=str(tmp_path), split="train")
+    te = DATASETS.build("tinyimagenet", root=str(tmp_path), split="test")
+    _check_sample(tr, 4)
+    _check_sample(te, 3)
+    assert tr.spec.input_shape == (3, 64, 64) and tr.spec.class_names == ("goldfish", "shark")
+    assert tr.labels.tolist() == [0, 0, 1, 1] and te.labels.tolist() == [1, 0, 1]
+    assert tr.augment == Augment(4, True) and te.augment is None
+    assert sorted(p.name for p in (base / "val" / "images").iterdir())[0] == "val_0.JPEG"
+    with pytest.raises(DataNotFoundError, match="tiny-imagenet-200"):
+        DATASETS.build("tinyimagenet", root=str(tmp_path / "nope"))

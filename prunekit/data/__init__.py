@@ -13,6 +13,7 @@ from prunekit.data.spec import DataNotFoundError, DataSpec, cache_dir
 from prunekit.data.splits import kfold, make_loader, subset, without_augment
 # builders (explicit imports register them)
 from prunekit.data import fashion_mnist as fashion_mnist  # noqa: F401
+from prunekit.data import folders as folders  # noqa: F401
 from prunekit.data import synthetic as synthetic  # noqa: F401
 from prunekit.data import torchvision_sets as torchvision_sets  # noqa: F401
 from prunekit.registry import DATASETS

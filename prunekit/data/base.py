@@ -63,8 +63,8 @@ class TensorImageDataset(Dataset):
 
 
 def load_image(path: str | os.PathLike, channels: int, size: int | None = None) -> Tensor:
-    """Decode one image file to a uint8 ``(C, H, W)`` tensor (``channels`` 1 → grayscale,
-    3 → RGB); optionally resize to ``size x size`` (bilinear)."""
+    """Decode one image file to a uint8 ``(C, H, W)`` tensor with PIL (``channels`` 1 →
+    grayscale, 3 → RGB); optionally resize to ``size x size`` (bilinear)."""
     from PIL import Image
 
     with Image.open(path) as im:

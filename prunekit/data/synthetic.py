@@ -25,7 +25,7 @@ def synthetic(root: str | None = None, split: str = "train",
               augment: bool | Augment | None = None, download: bool = False,
               input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10,
               size: int | None = None, seed: int = 0, noise: float = 0.15,
-              eps: float = EPS_8_255, name: str = "synthetic") -> TensorImageDataset:
+              eps: float = EPS_8_255, dataset_name: str = "synthetic") -> TensorImageDataset:
     """Synthetic dataset; ``size`` defaults to 1024 (train) / 256 (test). ``root`` and
     ``download`` are ignored. Augmentation is off unless ``augment`` is given."""
     if split not in ("train", "test"):
@@ -42,7 +42,7 @@ def synthetic(root: str | None = None, split: str = "train",
     labels = (torch.arange(n) % num_classes)[torch.randperm(n, generator=gs)]
     x = protos[labels] + noise * torch.randn(n, c, h, w, generator=gs)
     images = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    spec = DataSpec(name=name, input_shape=(c, h, w), num_classes=num_classes,
+    spec = DataSpec(name=dataset_name, input_shape=(c, h, w), num_classes=num_classes,
                     mean=(0.5,) * c, std=(0.25,) * c, eps=eps)
     default = Augment(padding=2 if h <= 28 else 4, flip=True)
     aug = None if augment is None else resolve_augment(augment, split, default)
