@@ -34,6 +34,7 @@ def fake_run(cfg: Any, workdir: Path, cache_dir: Path, device: str | None) -> di
     calls = Path(workdir) / "calls.txt"
     calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
     if os.environ.get("PRUNEKIT_FAKE_BLOCK") and _CALLS["n"] > 1:
+        print("fake run: blocking", flush=True)
         signal.pause()  # wait here until the test kills the process
     if cfg.method == os.environ.get("PRUNEKIT_FAKE_FAIL"):
         raise RuntimeError("non-finite loss (nan) at epoch 0, step 3\nsecond line")
