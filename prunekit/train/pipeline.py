@@ -229,7 +229,10 @@ def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
     _atomic_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
     if getattr(model, "prunekit_spec", None) is not None:
         ckpt.save_model(workdir / "model.pt", model,
-                        {"config_hash": cfg.config_hash(), "records": recs},
+                        {"dataset": cfg.data.dataset, "eps": cfg.eps, "model": cfg.model.name,
+                         "method": cfg.method, "sparsity": cfg.sparsity, "loss": cfg.loss.name,
+                         "seed": cfg.seed, "config_hash": cfg.config_hash(),
+                         "train_seconds": train_seconds, "records": recs},
                         input_shape=tuple(spec.input_shape))
 
 

@@ -1,0 +1,127 @@
+"""``prunekit train --config FILE.yaml``: one run through the three-stage pipeline (pretrain ->
+prune -> finalize -> fine-tune), then a short robustness evaluation (docs/training.md,
+docs/config.md). Re-running the same command after a kill resumes from the last checkpoints."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_parser", "run", "apply_overrides"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train", help="train one run: pretrain -> prune -> fine-tune -> evaluate",
+        description="Run one config through adversarial pretraining, pruning/search, finalize "
+                    "and adversarial fine-tuning, then evaluate the final model. Every config "
+                    "field is documented in docs/config.md. Re-run the same command after an "
+                    "interruption to resume.")
+    p.add_argument("--config", required=True, help="run config (YAML)")
+    p.add_argument("--workdir", default=None,
+                   help="checkpoints, logs and the final model.pt (default: runs/<name>)")
+    p.add_argument("--cache", default=None,
+                   help="pretraining cache shared by runs (default: inside --workdir)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set pretrain.epochs=2 "
+                        "--set d2bc.gamma=0.01 (value parsed as YAML; repeatable)")
+    p.add_argument("--device", default=None, help="override the config's device (auto, cpu, "
+                                                  "cuda, cuda:N)")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` strings (YAML values) to a config mapping."""
+    import yaml
+
+    from prunekit.config import ConfigError
+
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = d
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])!r} is not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return d
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit.checkpoint import UnsafeCheckpointError
+    from prunekit.config import RunConfig, load_yaml
+    from prunekit.train import NonFiniteLossError, run_pipeline
+
+    cfg = RunConfig.from_dict(apply_overrides(load_yaml(args.config), args.overrides))
+    workdir = Path(args.workdir or Path("runs") / cfg.name)
+    try:
+        result = run_pipeline(cfg, workdir, cache_dir=args.cache, device=args.device,
+                              progress=False if args.no_progress else None)
+    except NonFiniteLossError as exc:
+        print(f"prunekit train: failed: {exc}", file=sys.stderr)
+        return 1
+    except UnsafeCheckpointError as exc:
+        print(f"prunekit train: error: {exc}", file=sys.stderr)
+        return 2
+    from prunekit.train import dist_env
+
+    if not dist_env().is_main:
+        return 0
+    rcfg = result.cfg
+    print(f"prunekit train: {cfg.name} ({rcfg.method}, sparsity {rcfg.sparsity:g}, "
+          f"{rcfg.loss.name} eps {rcfg.eps:.5g}, {rcfg.model.name} on {rcfg.data.dataset})")
+    for stage, rec in result.records.items():
+        if rec.skipped:
+            print(f"  {stage:<9s} skipped")
+            continue
+        last = rec.last
+        print(f"  {stage:<9s} {rec.epochs:3d} epochs {rec.seconds:8.1f} s"
+              f"{' (cached)' if rec.cached else ''}  loss {last.get('loss', float('nan')):.4f}"
+              f"  train clean {100 * last.get('clean_acc', float('nan')):.1f} %"
+              f"  train adv {100 * last.get('adv_acc', float('nan')):.1f} %")
+    print(f"  train seconds {result.train_seconds:.1f}; workdir {workdir}")
+    if not args.no_eval:
+        _evaluate(result, args, workdir)
+    return 0
+
+
+def _evaluate(result: Any, args: argparse.Namespace, workdir: Path) -> None:
+    try:
+        from prunekit.eval import RobustnessEvaluator
+    except ImportError:  # pragma: no cover - evaluator not installed
+        print("  (no evaluator available: skipping evaluation)")
+        return
+    from prunekit.train import build_test_set
+
+    cfg = result.cfg
+    test_set = build_test_set(cfg)
+    try:
+        ev = RobustnessEvaluator(float(cfg.eval.eps), attacks=tuple(cfg.eval.attacks),
+                                 n_examples=cfg.eval.n_examples,
+                                 batch_size=cfg.eval.batch_size, seed=cfg.eval.seed)
+    except ValueError as exc:
+        from prunekit.config import ConfigError
+
+        raise ConfigError(f"eval: {exc}") from None
+    res = ev.evaluate(result.model, test_set)
+    print(f"evaluation: {cfg.data.dataset} test, first {res.n_examples} examples, "
+          f"Linf eps {float(cfg.eval.eps):.5g}")
+    print(res.table())
+    for w in res.warnings:
+        print(f"  warning: {w}")
+    (workdir / "eval.json").write_text(json.dumps(res.summary(), indent=1, default=str))
