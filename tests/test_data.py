@@ -276,6 +276,7 @@ def test_imagefolder_targz_extracts_once(tmp_path: Path, monkeypatch) -> None:
     extracted = list((tmp_path / "cache" / "imagefolder").glob("digits-*"))
     assert len([p for p in extracted if p.is_dir()]) == 1
     assert not list((tmp_path / "cache" / "imagefolder").glob(".extract-*"))
+    assert len(list(extracted[0].glob("digits/.prunekit-stats-*.json"))) == 1   # mean/std kept
     # archive sources decode into a uint8 .npy cache by default; a second build reuses both
     assert len(list((tmp_path / "cache" / "tensors").glob("digits-test-*.npy"))) == 1
     again = DATASETS.build("imagefolder", root=str(archive), split="test")

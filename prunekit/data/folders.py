@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -103,6 +104,27 @@ def _stats(paths: tuple[str, ...], channels: int, size: int | None
             tuple(float(v) for v in x.std(axis=(0, 2, 3))))
 
 
+def _folder_stats(base: Path, classes: Sequence[str], samples: Sequence[tuple[str, int]],
+                  channels: int, size: int | None, sidecar: bool
+                  ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """mean/std of the training images; for extracted archives (a folder prunekit owns) the
+    result is stored in a small JSON file next to ``train/`` so later builds skip the scan."""
+    side = base / f".prunekit-stats-c{channels}-s{size}.json"
+    if sidecar and side.is_file():
+        d = json.loads(side.read_text())
+        return tuple(d["mean"]), tuple(d["std"])
+    train_dir = base / "train"
+    paths = tuple(str(p) for c in classes if (train_dir / c).is_dir()
+                  for p in _images(train_dir / c)) or tuple(s[0] for s in samples)
+    mean, std = _stats(paths, channels, size)
+    if sidecar:
+        fd, tmp = tempfile.mkstemp(dir=base, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"mean": mean, "std": std}, f)
+        os.replace(tmp, side)
+    return mean, std
+
+
 def _tensor_cache(cache_tensors: bool, tag: str, samples: Sequence[tuple[str, int]],
                   split: str, size: int | None) -> Path | None:
     if not cache_tensors:
@@ -160,10 +182,7 @@ def imagefolder(root: str | None = None, split: str = "train",
         w, h = im.size
     shape = (channels, size or h, size or w)
     if mean is None or std is None:
-        train_dir = base / "train"
-        train_paths = tuple(str(p) for c in classes if (train_dir / c).is_dir()
-                            for p in _images(train_dir / c)) or tuple(s[0] for s in samples)
-        m, s = _stats(train_paths, channels, size)
+        m, s = _folder_stats(base, classes, samples, channels, size, sidecar=src.is_file())
         mean = m if mean is None else mean
         std = s if std is None else std
     spec = DataSpec(dataset_name or default_name, shape, len(classes), mean=tuple(mean),
