@@ -42,7 +42,8 @@ def iter_batches(data: Dataset | Iterable | tuple[Tensor, Tensor], n: int | None
         total = len(data)  # type: ignore[arg-type]
         m = total if n is None else min(n, total)
         loader: Iterable = DataLoader(Subset(data, range(m)), batch_size=batch_size,
-                                      shuffle=False, num_workers=0)
+                                      shuffle=False, num_workers=0,
+                                      generator=torch.Generator())  # keep the global RNG
         for batch in loader:
             yield _as_xy(batch)
         return

@@ -101,8 +101,8 @@ def check_accuracies(specs: Sequence[AttackSpec], flags: Mapping[str, Tensor],
     """Consistency of the accuracies of the attacks run (names are ``spec.name``)."""
     out: list[CheckFailure] = []
     clean = flags["clean"].bool()
-    acc = {s.name: float(flags[s.name].float().mean()) for s in specs}
-    clean_acc = float(clean.float().mean())
+    acc = {s.name: int(flags[s.name].sum()) / max(1, clean.numel()) for s in specs}
+    clean_acc = int(clean.sum()) / max(1, clean.numel())
     for s in specs:
         extra = int((flags[s.name].bool() & ~clean).sum())
         if acc[s.name] > clean_acc or extra:

@@ -108,7 +108,7 @@ class EvalResult:
 
     @staticmethod
     def _acc(flags: Tensor) -> float:
-        return float(flags.float().mean()) if flags.numel() else math.nan
+        return int(flags.sum()) / flags.numel() if flags.numel() else math.nan
 
     @classmethod
     def from_flags(cls, *, eps: float, norm: str, attacks: list[str],

@@ -1,0 +1,164 @@
+"""``prunekit eval CHECKPOINT --dataset NAME``: evaluate a saved model under attacks, print a
+table, optionally append one row to a results CSV (docs/evaluation.md)."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prunekit.eval.evaluator import DEFAULT_ATTACKS
+
+
+def _n(text: str) -> int | None:
+    if text.lower() in ("all", "none", "0"):
+        return None
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("--n must be >= 1 or 'all'")
+    return v
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: clean, PGD-50-10, APGD, AutoAttack",
+                       description="Evaluate a model saved by prunekit (checkpoint.save_model) "
+                                   "on the first N test examples of a dataset.")
+    p.add_argument("checkpoint", help="model file written by prunekit (save_model)")
+    p.add_argument("--dataset", help="dataset name (default: the checkpoint's meta 'dataset')")
+    p.add_argument("--root", default=None, help="dataset root folder")
+    p.add_argument("--attacks", nargs="+", default=None, metavar="ATTACK",
+                   help=f"attack names, space or comma separated (default: "
+                        f"{' '.join(DEFAULT_ATTACKS)}); forms: pgd-STEPS-RESTARTS[@STEP], "
+                        "apgd-ce, apgd-t, apgd-dlr, fab, fab-t, square, autoattack, "
+                        "autoattack-fast")
+    p.add_argument("--eps", type=float, default=None,
+                   help="radius (default: the checkpoint's meta 'eps', else the dataset's)")
+    p.add_argument("--norm", default="Linf", choices=("Linf", "L2", "L1"))
+    p.add_argument("--n", type=_n, default=1000, help="first N test examples ('all': every one;"
+                                                      " default 1000)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--csv", default=None, help="append one result row to this CSV")
+    p.add_argument("--device", default="auto", help="auto (the model's), cpu, cuda, cuda:1")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--state", default=None, help="resume file (JSON) for a long evaluation")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def _load(path: str, device: str) -> tuple[Any, dict[str, Any]]:
+    from prunekit.checkpoint import load_model
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    loc = "cpu" if device == "auto" else device
+    out = load_model(path, map_location=loc)
+    if isinstance(out, tuple):  # (model, meta) form
+        model, meta = out[0], dict(out[1] or {})
+    else:
+        model, meta = out, dict(getattr(out, "prunekit_meta", None) or {})
+    if device != "auto":
+        model.to(device)
+    return model, meta
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    import prunekit
+    from prunekit.config import ConfigError
+    from prunekit.eval import RobustnessEvaluator
+    from prunekit.registry import DATASETS
+
+    attacks = tuple(a for item in (args.attacks or DEFAULT_ATTACKS)
+                    for a in item.replace(",", " ").split() if a)
+    model, meta = _load(args.checkpoint, args.device)
+    dataset = args.dataset or meta.get("dataset")
+    if not dataset:
+        raise ConfigError("--dataset is required (the checkpoint does not name its dataset); "
+                          f"valid: {', '.join(DATASETS.names())}")
+    data = DATASETS.build(dataset, root=args.root, split="test")
+    spec = getattr(data, "spec", None)
+    eps = args.eps if args.eps is not None else meta.get("eps", getattr(spec, "eps", None))
+    if eps is None:
+        raise ConfigError("--eps is required (neither the checkpoint nor the dataset gives one)")
+    try:
+        ev = RobustnessEvaluator(float(eps), norm=args.norm, attacks=attacks, n_examples=args.n,
+                                 batch_size=args.batch_size, seed=args.seed, device=args.device,
+                                 state_path=args.state)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    res = ev.evaluate(model, data)
+    if args.json:
+        print(json.dumps(res.summary(), indent=2))
+    else:
+        print(f"prunekit eval {args.checkpoint}: {dataset}, {args.norm} eps={float(eps):.5g}, "
+              f"n={res.n_examples}, seed={args.seed}, device={ev._target_device(model)}")
+        print(res.table())
+        print(f"checks: {res.checks_str}")
+        for w in res.warnings:
+            print(f"  warning: {w}")
+    if args.csv:
+        row = _row(args, res, meta, dataset, float(eps), str(ev._target_device(model)), prunekit,
+                   torch)
+        written = _append(args.csv, row)
+        print(f"{'appended' if written else 'already present (not written)'}: "
+              f"{row['run_id']} -> {args.csv}")
+    return 0
+
+
+def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str, eps: float,
+         device: str, prunekit: Any, torch: Any) -> dict[str, Any]:
+    key = json.dumps({"ckpt": os.path.abspath(args.checkpoint), "dataset": dataset, "eps": eps,
+                      "norm": args.norm, "attacks": res.attacks, "n": res.n_examples,
+                      "seed": args.seed}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    row: dict[str, Any] = {
+        "run_id": f"eval-{Path(args.checkpoint).stem}-{digest}", "dataset": dataset,
+        "seed": args.seed, "status": "ok", "error": "", "attacks": " ".join(res.attacks),
+        "prunekit_version": prunekit.__version__, "torch_version": torch.__version__,
+        "device": device,
+    }
+    for k in ("method", "granularity", "loss", "model", "target_sparsity", "weight_sparsity",
+              "macs_reduction", "params", "macs", "fold", "train_s", "config_hash", "git_sha"):
+        if k in meta and not isinstance(meta[k], (dict, list)):
+            row[k] = meta[k]
+    row.update(res.to_row())
+    return row
+
+
+def _append(path: str, row: dict[str, Any]) -> bool:
+    """Append through the bench results store (file lock, schema) when available, else a
+    small atomic append of the evaluation columns."""
+    try:
+        from prunekit.bench.store import COLUMNS, ResultsStore
+    except ImportError:
+        COLUMNS, ResultsStore = None, None
+    if ResultsStore is not None:
+        return ResultsStore(path).append({k: v for k, v in row.items() if k in COLUMNS})
+    import csv
+    import io
+
+    cols = list(row)
+    new = not Path(path).exists() or Path(path).stat().st_size == 0
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    if new:
+        w.writeheader()
+    w.writerow(row)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, buf.getvalue().encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from prunekit.cli import main
+
+    sys.exit(main(["eval", *sys.argv[1:]]))
