@@ -273,8 +273,8 @@ def test_imagefolder_targz_extracts_once(tmp_path: Path, monkeypatch) -> None:
     ds = DATASETS.build("imagefolder", root=str(archive), split="test")
     _check_sample(ds, 4)
     assert ds.spec.name == "digits"
-    extracted = list((tmp_path / "cache" / "imagefolder").glob("digits-*"))
-    assert len([p for p in extracted if p.is_dir()]) == 1
+    extracted = [p for p in (tmp_path / "cache" / "imagefolder").glob("digits-*") if p.is_dir()]
+    assert len(extracted) == 1
     assert not list((tmp_path / "cache" / "imagefolder").glob(".extract-*"))
     assert len(list(extracted[0].glob("digits/.prunekit-stats-*.json"))) == 1   # mean/std kept
     # archive sources decode into a uint8 .npy cache by default; a second build reuses both
