@@ -6,6 +6,7 @@ from prunekit.pruning.accounting import Measurement, count_macs_params, measure
 from prunekit.pruning.base import Granularity, Pruner
 from prunekit.pruning.channel import ChannelPruner, select_by_macs
 from prunekit.pruning.compaction import compact, remove_channels
+from prunekit.pruning.d2bc import D2BC, binarize_ste
 from prunekit.pruning.groups import ChannelGroup, ChannelGroups, build_groups, stem_and_classifier
 from prunekit.pruning.masking import (
     WeightMask, apply_weight_masks, global_topk_masks, prunable_layers, remove_weight_masks,
@@ -18,5 +19,5 @@ __all__ = [
     "build_groups", "stem_and_classifier", "compact", "remove_channels", "WeightMask",
     "apply_weight_masks", "remove_weight_masks", "weight_masks", "topk_masks",
     "global_topk_masks", "prunable_layers", "Measurement", "measure", "count_macs_params",
-    "rebuild", "shrink_to_state_dict",
+    "rebuild", "shrink_to_state_dict", "D2BC", "binarize_ste",
 ]

@@ -17,15 +17,15 @@ Call it on a finalized model (no pruner hooks attached: they would be deep-copie
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
-from prunekit.pruning.masking import prunable_layers, remove_weight_masks
+from prunekit.pruning.masking import prunable_layers
 
 __all__ = ["Measurement", "measure", "count_macs_params"]
 
@@ -46,10 +46,17 @@ class Measurement:
 
 
 def count_macs_params(model: nn.Module, example_inputs: Tensor) -> tuple[int, int]:
-    """(MACs per example, params) with torch-pruning's counter, on an unparametrized copy (its
-    counter matches module types exactly, so parametrized convs would be skipped)."""
-    clone = remove_weight_masks(copy.deepcopy(model))
-    macs, params = tp.utils.count_ops_and_params(clone, example_inputs[:1])
+    """(MACs per example, params) with torch-pruning's counter. Its counter matches module types
+    exactly, so parametrized classes (``ParametrizedConv2d`` ...) are mapped to their base class'
+    counter for the call (the global it reads is reset by torch-pruning afterwards)."""
+    from torch_pruning.utils import op_counter
+
+    for mod in model.modules():
+        if parametrize.is_parametrized(mod):
+            base = type(mod).__bases__[0]
+            if base in op_counter.MODULES_MAPPING:
+                op_counter.CUSTOM_MODULES_MAPPING[type(mod)] = op_counter.MODULES_MAPPING[base]
+    macs, params = tp.utils.count_ops_and_params(model, example_inputs[:1])
     return int(macs), int(params)
 
 

@@ -1,0 +1,199 @@
+"""D2BC / ANAS-P: differentiable binary channel gates trained with a MACs penalty.
+
+Li et al., *Neural architecture search for adversarial robustness via learnable pruning*,
+Front. HPC 2024 (DESIGN.md). One trainable value ``m`` per channel of every dependency group
+(residual-coupled channels share one gate, so in ResNet the gate acts on the conv path and the
+identity path together), binarised as ``b = 1[m > thres]`` with the straight-through estimator
+``dL/dm = dL/db``; ``m ~ U[0, 1]`` (or a constant); loss ``L = L_adv + gamma * L_MAC``; weights
+and gates are trained together (SGD); after the search the gated channels are removed physically.
+
+Deliberate deviations from the paper (docs/pruning.md, "D2BC choices"):
+
+* **Normalised MAC loss.** The paper writes ``L_MAC = |MACs(b) - T|^2`` with ``gamma = 0.01``.
+  With MACs ~ 3e8 (VGG-16) that term is ~1e15 and its gradient swamps the adversarial loss by
+  ten orders of magnitude (every gate jumps across the threshold on the first step), so it cannot
+  work as written. prunekit uses ``L_MAC = (MACs(b) / MACs_dense - (1 - sparsity))^2``: scale
+  free, in [0, 1], and the same minimiser ``MACs(b) = T``.
+* **What T counts.** ``MACs(b)`` is the analytic conv + linear count of the *whole* model
+  (stem, classifier and the unprunable stage-1 stream included, since they are part of what the
+  finalized model costs): ``sum_l o_l * i_l * k_l^2 * H_l * W_l`` with kept in/out channels
+  coupled through the groups (:meth:`ChannelGroups.macs`). ``sparsity`` is therefore the target
+  reduction of the model's conv + linear MACs, the quantity ``measure`` reports up to the small
+  BN/ReLU/pooling share.
+* **Clamp.** ``m`` is clamped to ``[0, 1]`` after every step (``clamp=True``; the paper only
+  states the initial range). Without it a gate pushed far below the threshold by the penalty
+  needs arbitrarily many steps to come back; with it every gate is at most ``thres`` away from
+  flipping.
+* **Gate step size.** The normalised penalty's gradient per channel is ~1/(number of channels),
+  so the gates get their own gradient multiplier ``gate_lr_mult`` (equal to an lr multiplier
+  under SGD with momentum, as the gates have no weight decay).
+* **Calibration** (``calibrate=True``, default): the gates flip in discrete steps, so the search
+  ends near, not at, the target. At :meth:`finalize` the kept set is corrected to the target by
+  ranking all channels by ``m`` (:func:`select_by_macs`) if the analytic reduction is off by more
+  than ``calibrate_tol``; the correction is logged and kept in :attr:`calibration`.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from prunekit.pruning.channel import ChannelPruner, select_by_macs
+from prunekit.pruning.groups import ChannelGroups
+from prunekit.registry import PRUNERS
+
+__all__ = ["D2BC", "binarize_ste"]
+
+log = logging.getLogger(__name__)
+
+
+def binarize_ste(m: Tensor, thres: float) -> Tensor:
+    """``b = 1[m > thres]`` in the forward pass, identity gradient (``dL/dm = dL/db``)."""
+    b = (m > thres).to(m.dtype)
+    return b + (m - m.detach())
+
+
+@PRUNERS.register("d2bc", aliases=("anas-p",))
+class D2BC(ChannelPruner):
+    """D2BC channel gates (ANAS-P search stage).
+
+    Args:
+        sparsity: target reduction of the conv + linear MACs, in [0, 1).
+        gamma: weight of ``L_MAC`` (normalised form, see the module docstring). Default 5.
+        thres: binarisation threshold (paper: 0.5), in (0, 1).
+        init: "uniform" (``m ~ U[0, 1]``, the paper) or "constant" (``m = init_value``).
+        init_value: the constant for ``init="constant"`` (> thres keeps every channel).
+        gate_lr_mult: multiplier of the gates' gradient (= lr multiplier under SGD). Default 20.
+        clamp: clamp ``m`` to [0, 1] after each step.
+        calibrate: correct the kept set to the target at finalize (see module docstring).
+        calibrate_tol: absolute error in MACs reduction tolerated before calibrating.
+        seed: seed of the uniform initialisation (``attach`` is deterministic).
+
+    Example::
+
+        pruner = PRUNERS.build("anas-p", sparsity=0.9)
+        pruner.attach(model, x[:2])
+        opt = torch.optim.SGD(pruner.param_groups(model), lr=0.01, momentum=0.9, weight_decay=2e-4)
+    """
+
+    contract_hparams: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, sparsity: float, *, gamma: float = 5.0, thres: float = 0.5,
+                 init: str = "uniform", init_value: float = 1.0, gate_lr_mult: float = 20.0,
+                 clamp: bool = True, calibrate: bool = True, calibrate_tol: float = 0.005,
+                 seed: int = 0, include_stem: bool = False, include_classifier: bool = False,
+                 **hparams: Any) -> None:
+        super().__init__(sparsity, include_stem=include_stem,
+                         include_classifier=include_classifier, **hparams)
+        self._check(isinstance(gamma, (int, float)) and gamma >= 0,
+                    f"gamma must be a number >= 0, got {gamma!r}")
+        self._check(isinstance(thres, (int, float)) and 0.0 < thres < 1.0,
+                    f"thres must be in (0, 1), got {thres!r}")
+        self._check(init in ("uniform", "constant"),
+                    f"init must be one of: uniform, constant; got {init!r}")
+        self._check(isinstance(init_value, (int, float)) and 0.0 <= init_value <= 1.0,
+                    f"init_value must be in [0, 1], got {init_value!r}")
+        self._check(isinstance(gate_lr_mult, (int, float)) and gate_lr_mult > 0,
+                    f"gate_lr_mult must be a number > 0, got {gate_lr_mult!r}")
+        self._check(isinstance(calibrate_tol, (int, float)) and 0.0 <= calibrate_tol < 1.0,
+                    f"calibrate_tol must be in [0, 1), got {calibrate_tol!r}")
+        self._check(isinstance(seed, int), f"seed must be an integer, got {seed!r}")
+        self.gamma = float(gamma)
+        self.thres = float(thres)
+        self.init = init
+        self.init_value = float(init_value)
+        self.gate_lr_mult = float(gate_lr_mult)
+        self.clamp = bool(clamp)
+        self.calibrate = bool(calibrate)
+        self.calibrate_tol = float(calibrate_tol)
+        self.seed = seed
+        self.gate_params: list[nn.Parameter] = []
+        #: set by finalize: {"search_reduction", "final_reduction", "calibrated"}
+        self.calibration: dict[str, Any] = {}
+
+    # -- gates ----------------------------------------------------------------------------------
+    def init_gates(self, groups: ChannelGroups) -> None:
+        gen = torch.Generator().manual_seed(self.seed)
+        device = next(iter(groups.model.parameters())).device
+        self.gate_params = []
+        for g in groups:
+            if self.init == "uniform":
+                m = torch.rand(g.size, generator=gen)
+            else:
+                m = torch.full((g.size,), self.init_value)
+            p = nn.Parameter(m.to(device))
+            if self.gate_lr_mult != 1.0:
+                p.register_hook(lambda grad, k=self.gate_lr_mult: grad * k)
+            self.gate_params.append(p)
+
+    def group_gates(self) -> list[Tensor]:
+        return [binarize_ste(m, self.thres) for m in self.gate_params]
+
+    def group_scores(self) -> list[Tensor]:
+        return [m.detach() for m in self.gate_params]
+
+    # -- training -------------------------------------------------------------------------------
+    def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
+        """Model weights (optimizer defaults) and the gates (no weight decay)."""
+        weights = [p for p in model.parameters() if p.requires_grad]
+        return [{"params": weights}, {"params": list(self.gate_params), "weight_decay": 0.0}]
+
+    def mac_ratio(self) -> Tensor:
+        """``MACs(b) / MACs_dense`` with the current binarised gates (differentiable)."""
+        assert self.groups is not None, "attach() first"
+        return self.groups.macs(self.current_gates()) / self.groups.dense_macs
+
+    def penalty(self) -> Tensor:
+        """``gamma * (MACs(b)/MACs_dense - (1 - sparsity))^2``."""
+        if self.groups is None or not len(self.groups) or self.gamma == 0.0:
+            return torch.zeros(())
+        return self.gamma * (self.mac_ratio() - (1.0 - self.sparsity)) ** 2
+
+    def on_step_end(self, step: int) -> None:
+        if self.clamp:
+            with torch.no_grad():
+                for m in self.gate_params:
+                    m.clamp_(0.0, 1.0)
+
+    # -- finalize -------------------------------------------------------------------------------
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Optionally calibrate the kept set to the target, then compact (see ChannelPruner)."""
+        if self.groups is None:
+            raise ValueError("finalize() must be given the model passed to attach()")
+        search = self.macs_reduction()
+        calibrated = False
+        if self.calibrate and abs(search - self.sparsity) > self.calibrate_tol and len(self.groups):
+            keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params],
+                                  self.sparsity)
+            with torch.no_grad():  # move m across the threshold where the kept set changes
+                for m, k in zip(self.gate_params, keep):
+                    on = (m > self.thres)
+                    k = k.to(m.device)
+                    m[k & ~on] = min(1.0, self.thres + 1e-3)
+                    m[~k & on] = self.thres
+            calibrated = True
+        final = self.macs_reduction()
+        self.calibration = {"search_reduction": search, "final_reduction": final,
+                            "calibrated": calibrated}
+        log.info("d2bc: analytic MACs reduction %.4f at the end of search, %.4f final (target "
+                 "%.4f, calibrated=%s)", search, final, self.sparsity, calibrated)
+        return super().finalize(model)
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"m": [m.detach().clone() for m in self.gate_params],
+                "calibration": dict(self.calibration)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        ms = list(state["m"])
+        if len(ms) != len(self.gate_params):
+            raise ValueError(f"state has {len(ms)} gate vectors, the attached model "
+                             f"{len(self.gate_params)}")
+        with torch.no_grad():
+            for p, m in zip(self.gate_params, ms):
+                if p.shape != m.shape:
+                    raise ValueError(f"gate shape mismatch: {tuple(m.shape)} vs {tuple(p.shape)}")
+                p.copy_(m)
+        self.calibration = dict(state.get("calibration", {}))
