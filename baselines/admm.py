@@ -16,7 +16,8 @@ compacted physically; :class:`baselines.admm_filter.ADMMFilter`, also reachable 
 ``PRUNERS.build("admm", projection="filter")``).
 
 Deviations (docs/baselines.md): the official projection thresholds at ``np.percentile`` (linear
-interpolation, ties dropped); prunekit keeps exactly ``n - round(sparsity * n)`` entries per layer.
+interpolation, ties dropped); prunekit keeps exactly ``round((1 - sparsity) * n)`` entries per
+layer.
 The official stem/last-layer choice is per config file; prunekit prunes convs except the stem by
 default (``include_*`` flags). The official periodic learning-rate reset at every ADMM update
 (``admm_adjust_learning_rate``) belongs to the stage scheduler and is not reproduced here.
@@ -162,6 +163,8 @@ class ADMM(ADMMState, Pruner):
     """
 
     granularity = "weight"
+    contract_tolerance = 0.005                       # per-layer exact counts: within 0.5 point
+    contract_hparams = {"admm_interval": 1, "interval_unit": "step"}   # Z/U updates run
 
     def __new__(cls, *args: Any, projection: str = "irregular", **kwargs: Any) -> Any:
         check_choice("projection", projection, ("irregular", "filter"))

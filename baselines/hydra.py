@@ -79,6 +79,7 @@ class Hydra(Pruner):
     """
 
     granularity = "weight"
+    contract_tolerance = 0.005                       # per-layer exact counts: within 0.5 point
 
     def __init__(self, sparsity: float, *, score_init: str = "scaled", include_stem: bool = False,
                  include_classifier: bool = False) -> None:
