@@ -142,6 +142,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             pruner.on_epoch_end(epoch)
         scheduler.step()
         means = _reduce_means(sums, n_seen, dist, device)
+        if dist.enabled:
+            _broadcast_buffers(model)
         record = {"stage": stage, "epoch": epoch, "lr": lr, **means,
                   "seconds": round(time.perf_counter() - t0, 3)}
         history.append(record)
@@ -192,6 +194,13 @@ def _allreduce_grads(params: list[Tensor], world: int) -> None:
         if p.grad is not None:
             torch.distributed.all_reduce(p.grad)
             p.grad.div_(world)
+
+
+def _broadcast_buffers(model: nn.Module) -> None:
+    """Rank 0's BatchNorm statistics to every rank (DDP only syncs them at the next forward), so
+    the replicas are identical at every epoch boundary, where checkpoints are taken."""
+    for b in model.buffers():
+        torch.distributed.broadcast(b, src=0)
 
 
 def _reduce_means(sums: dict[str, float], n: int, dist: DistEnv,
