@@ -243,3 +243,25 @@ def test_sigkill_mid_epoch_then_rerun_gives_same_final_metrics(tmp_path):
     assert _same(a, b)
     hist = [json.loads(s) for s in (work / "finetune" / "log.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in hist] == [0, 1, 2]
+
+
+def test_config_doc_lists_every_field():
+    import dataclasses
+    import typing
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+
+    def names(cls: type, prefix: str = "") -> list[str]:
+        out = []
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "methods":
+                continue
+            if dataclasses.is_dataclass(hints[f.name]):
+                out += names(hints[f.name], prefix + f.name + ".")
+            else:
+                out.append(prefix + f.name)
+        return out
+
+    missing = [n for n in names(RunConfig) if f"`{n}`" not in doc]
+    assert not missing, f"docs/config.md misses {missing}"
