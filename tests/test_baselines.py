@@ -317,3 +317,35 @@ def test_admm_filter_projection_whole_coupled_filters(net, batch) -> None:
     small = p.finalize(net)
     assert small.conv3.out_channels == small.conv2.out_channels < 16
     assert small(x).shape == (8, 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,sparsity", [("dense", 0.0), ("hydra", 0.9), ("hydra-channel", 0.5),
+                                             ("admm", 0.9), ("admm-filter", 0.5)])
+def test_pipeline_runs_each_baseline(method, sparsity, tmp_path) -> None:
+    from prunekit import DATASETS
+    from prunekit.config import RunConfig
+    from prunekit.pruning import measure
+    from prunekit.train import run_pipeline
+
+    if "_baselines_synth" not in DATASETS:
+        from prunekit.data.synthetic import synthetic
+
+        DATASETS.add("_baselines_synth", lambda **kw: synthetic(
+            input_shape=(1, 12, 12), num_classes=4, size=48, **kw))
+    d = {"name": "t", "seed": 0, "device": "cpu",
+         "data": {"dataset": "_baselines_synth", "batch_size": 16},
+         "model": {"name": "resnet-small", "width": 0.25}, "loss": {"name": "trades", "steps": 1},
+         "pretrain": {"epochs": 1, "lr": 0.05}, "method": method, "sparsity": sparsity,
+         "prune": {"epochs": 2, "lr": 0.01}, "finetune": {"epochs": 1, "lr": 0.01},
+         "eval": {"attacks": ["pgd-2-1"], "n_examples": 8}}
+    if method.startswith("admm"):
+        d[method] = {"admm_interval": 1}
+    res = run_pipeline(RunConfig.from_dict(d), tmp_path / "w", progress=False)
+    m = measure(res.model, res.example_inputs, res.dense_model)
+    if PRUNERS.get(method).granularity == "weight":
+        assert abs(m.weight_sparsity - sparsity) <= 0.005
+    elif method == "dense":
+        assert m.weight_sparsity == 0 and m.macs_reduction == 0
+    else:
+        assert m.macs_reduction > 0.3 and m.params < m.dense_params
