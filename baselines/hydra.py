@@ -35,7 +35,7 @@ from prunekit.pruning.masking import apply_weight_masks
 
 from baselines._common import (MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
                                norm_params, scaled_score_init, select_layers, topk_keep, unfreeze)
-from baselines.hydra_channel import HydraChannel
+from baselines.hydra_channel import HydraChannel  # noqa: F401  (entry-point path)
 
 __all__ = ["Hydra", "HydraChannel", "scaled_score_init"]
 
@@ -52,11 +52,15 @@ class _ScoreMask(nn.Module):
         self.sparsity = sparsity
         self._cache = MaskCache()
 
+    def _mask(self) -> Tensor:
+        return self._cache.get(self.scores, lambda s: topk_keep(s.abs(), self.sparsity).float())
+
     def keep_mask(self) -> Tensor:
-        return self._cache.get(self.scores, lambda s: topk_keep(s.abs(), self.sparsity))
+        """The current hard keep mask (bool)."""
+        return self._mask().bool()
 
     def forward(self, weight: Tensor) -> Tensor:
-        return weight * ScoreSTE.apply(self.scores, self.keep_mask().to(weight.dtype))
+        return weight * ScoreSTE.apply(self.scores, self._mask().to(weight.dtype))
 
 
 class Hydra(Pruner):
@@ -123,7 +127,7 @@ class Hydra(Pruner):
         return groups
 
     def masks(self) -> dict[str, Tensor]:
-        return {name: pm.keep_mask().clone() for name, pm in self._layers.items()}
+        return {name: pm.keep_mask() for name, pm in self._layers.items()}
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Bake ``topk(|s|)`` onto the weights (fixed masks), drop the scores, unfreeze."""

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-import prunekit
 from prunekit import PRUNERS
 from prunekit.pruning.masking import prunable_layers
 
