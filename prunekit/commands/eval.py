@@ -91,7 +91,16 @@ def run(args: argparse.Namespace) -> int:
                                  state_path=args.state)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    res = ev.evaluate(model, data)
+    # the checks are printed below with the table; do not also log them to stderr
+    import logging
+
+    ev_log = logging.getLogger("prunekit.eval.evaluator")
+    if not getattr(args, "verbose", 0):
+        ev_log.setLevel(logging.ERROR)
+    try:
+        res = ev.evaluate(model, data)
+    finally:
+        ev_log.setLevel(logging.NOTSET)
     if args.json:
         print(json.dumps(res.summary(), indent=2))
     else:
