@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from prunekit.config import ConfigError
+
 __all__ = ["select_device", "derive_seed", "seed_everything", "rng_state", "set_rng_state",
            "DistEnv", "dist_env", "init_distributed"]
 
@@ -32,13 +34,13 @@ def select_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available; "
+            raise ConfigError(f"device {name!r} requested but CUDA is not available; "
                              f"use device: auto or cpu")
         if name == "cuda":
             return torch.device("cuda", local if int(os.environ.get("WORLD_SIZE", "1")) > 1
                                 else torch.cuda.current_device())
         return torch.device(name)
-    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
 def derive_seed(*parts: Any) -> int:
