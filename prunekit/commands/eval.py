@@ -75,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
     attacks = tuple(a for item in (args.attacks or DEFAULT_ATTACKS)
                     for a in item.replace(",", " ").split() if a)
+    from prunekit.attacks.parse import parse_attack
+
+    for a in attacks:  # fail on a bad name before loading anything
+        parse_attack(a)
     model, meta = _load(args.checkpoint, args.device)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
