@@ -42,6 +42,7 @@ def test_save_is_atomic_on_failure(tmp_path):
     assert os.listdir(tmp_path) == ["c.pt"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("via_torch_save", [True, False])
 def test_booby_trapped_pickle_is_refused_and_not_executed(tmp_path, via_torch_save):
     target = tmp_path / "pwned"
