@@ -12,7 +12,7 @@ Fashion-MNIST to about 50 % PGD accuracy at eps 0.1.
 
 Usage::
 
-    python benchmarks/perf/pgd_early_exit.py --n 1000 --repeats 2 --threads 1
+    python benchmarks/perf/pgd_early_exit.py --n 1000 --threads 1
 """
 from __future__ import annotations
 
