@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (the model's), cpu, cuda, cuda:1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--state", default=None, help="resume file (JSON) for a long evaluation")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
     return p
@@ -62,6 +64,7 @@ def _load(path: str, device: str) -> tuple[Any, dict[str, Any]]:
         model, meta = out, dict(getattr(out, "prunekit_meta", None) or {})
     if device != "auto":
         model.to(device)
+    model.eval()  # a freshly rebuilt module starts in train mode; a checkpoint has no mode
     return model, meta
 
 
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     for a in attacks:  # fail on a bad name before loading anything
         parse_attack(a)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model, meta = _load(args.checkpoint, args.device)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
