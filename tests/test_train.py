@@ -78,7 +78,7 @@ def test_fit_trains_logs_and_checkpoints(tmp_path):
     from prunekit.checkpoint import load
 
     state = load(tmp_path / "ckpt.pt")
-    assert state["epoch"] == 3 and set(state["rng"]) >= {"torch", "numpy", "python"}
+    assert state["epoch"] == 3 and set(state["rng"]) >= {"torch", "numpy", "python", "loader"}
     for k, v in model.state_dict().items():
         assert torch.equal(state["model"][k], v)
 

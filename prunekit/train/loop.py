@@ -92,7 +92,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     start, history = 0, []
     if ckpt_path is not None and ckpt_path.exists():
-        start, history = _restore(ckpt_path, model, optimizer, scheduler, pruner, epochs)
+        start, history = _restore(ckpt_path, model, optimizer, scheduler, pruner, epochs, loader)
         log.info("%s: resumed from %s at epoch %d/%d", stage, ckpt_path, start, epochs)
     train_model = _wrap_ddp(model, device) if dist.enabled else model
     extra = _extra_params(model, optimizer) if dist.enabled else []
@@ -152,7 +152,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
         if dist.is_main:
             if ckpt_path is not None:
                 ckpt.save(ckpt_path, _state(epoch + 1, epochs, model, optimizer, scheduler,
-                                            pruner, history))
+                                            pruner, history, loader))
             if log_path is not None:
                 _write_jsonl(Path(log_path), history)
         dist.barrier()
@@ -215,17 +215,27 @@ def _reduce_means(sums: dict[str, float], n: int, dist: DistEnv,
     return {k: sums[k] / max(n, 1) for k in keys}
 
 
+def _loader_generator(loader: Any) -> torch.Generator | None:
+    gen = getattr(loader, "generator", None)
+    return gen if gen is not None else getattr(getattr(loader, "sampler", None), "generator", None)
+
+
 def _state(done: int, epochs: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-           scheduler: Any, pruner: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
+           scheduler: Any, pruner: Any, history: list[dict[str, Any]],
+           loader: Any) -> dict[str, Any]:
+    rng = rng_state()
+    gen = _loader_generator(loader)
+    if gen is not None:  # re-seeded per epoch anyway; kept for completeness
+        rng["loader"] = gen.get_state()
     return {"format": CKPT_FORMAT, "epoch": done, "epochs": epochs,
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "pruner": pruner.state_dict() if pruner is not None else None,
-            "rng": rng_state(), "history": history}
+            "rng": rng, "history": history}
 
 
 def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-             pruner: Any, epochs: int) -> tuple[int, list[dict[str, Any]]]:
+             pruner: Any, epochs: int, loader: Any) -> tuple[int, list[dict[str, Any]]]:
     state = ckpt.load(path)
     if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
         raise ValueError(f"{path} is not a prunekit training checkpoint")
@@ -238,6 +248,9 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sch
     if pruner is not None and state.get("pruner") is not None:
         pruner.load_state_dict(state["pruner"])
     set_rng_state(state["rng"])
+    gen = _loader_generator(loader)
+    if gen is not None and "loader" in state["rng"]:
+        gen.set_state(state["rng"]["loader"])
     return int(state["epoch"]), list(state["history"])
 
 
