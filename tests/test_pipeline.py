@@ -265,3 +265,15 @@ def test_config_doc_lists_every_field():
 
     missing = [n for n in names(RunConfig) if f"`{n}`" not in doc]
     assert not missing, f"docs/config.md misses {missing}"
+
+
+def test_pipeline_with_real_channel_pruner_saves_a_rebuildable_model(tmp_path):
+    if "d2bc" not in PRUNERS:
+        pytest.skip("d2bc pruner not available")
+    res = run_pipeline(_cfg(method="d2bc", sparsity=0.5, prune={"epochs": 1},
+                            finetune={"epochs": 1}), tmp_path, progress=False)
+    n_dense = sum(p.numel() for p in res.dense_model.parameters())
+    assert sum(p.numel() for p in res.model.parameters()) < n_dense  # physically smaller
+    saved = load_model(tmp_path / "model.pt").eval()
+    x = torch.rand(4, 1, 12, 12)
+    torch.testing.assert_close(saved(x), res.model(x))
