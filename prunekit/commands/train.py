@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "--set d2bc.gamma=0.01 (value parsed as YAML; repeatable)")
     p.add_argument("--device", default=None, help="override the config's device (auto, cpu, "
                                                   "cuda, cuda:N)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -68,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.train import NonFiniteLossError, run_pipeline
 
     cfg = RunConfig.from_dict(apply_overrides(load_yaml(args.config), args.overrides))
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     workdir = Path(args.workdir or Path("runs") / cfg.name)
     try:
         result = run_pipeline(cfg, workdir, cache_dir=args.cache, device=args.device,
