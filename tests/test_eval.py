@@ -104,9 +104,11 @@ def test_pgd_matches_torchattacks(model, test_set, steps, restarts) -> None:
     x, y = test_set
     name = f"pgd-{steps}-{restarts}"
     res = RobustnessEvaluator(EPS, attacks=(name,), batch_size=300).evaluate(model, (x, y))
-    oracle = _torchattacks_pgd(model, x, y, steps, restarts).double().mean().item()
+    oracle = _torchattacks_pgd(model, x, y, steps, restarts)
     assert 0.3 <= res.robust_acc[name] <= 0.65  # the model is a meaningful test case
-    assert abs(res.robust_acc[name] - oracle) <= 0.01, (res.robust_acc[name], oracle)
+    # within 1 point, counted in examples (3 of 300) to avoid float rounding at the boundary
+    gap = abs(int(res.flags[name].sum()) - int(oracle.sum()))
+    assert gap <= len(x) // 100, (res.robust_acc[name], oracle.double().mean().item())
     assert res.checks == []
 
 
