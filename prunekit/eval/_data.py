@@ -1,7 +1,6 @@
 """Deterministic batches of the first N examples of a dataset, a loader or ``(x, y)`` tensors."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Iterable, Iterator
 
 import torch
@@ -9,8 +8,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset, TensorDataset
 
 __all__ = ["iter_batches", "is_shuffled"]
-
-log = logging.getLogger(__name__)
 
 
 def is_shuffled(data: Any) -> bool:
