@@ -21,6 +21,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="shared pretraining cache (default OUT/cache)")
     p.add_argument("--device", default=None, help="override every run's device (cpu, cuda:0)")
     p.add_argument("--no-table", action="store_true", help="do not print the table at the end")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's; 1 per process is best when "
+                        "several shards share a CPU)")
     p.set_defaults(func=run)
     return p
 
@@ -31,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
 
     grid = load_grid(args.grid)
     shard = parse_shard(args.shard)
+    if args.threads is not None:
+        if args.threads < 1:
+            from prunekit.config import ConfigError
+
+            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     def say(msg: str) -> None:
         print(msg, flush=True)
