@@ -122,7 +122,7 @@ class Registry(Generic[T]):
         """The registered builder for ``name`` (or an alias)."""
         return self._entries[self.canonical(name)]
 
-    def build(self, name: str, **kwargs: Any) -> T:
+    def build(self, name: str, /, **kwargs: Any) -> T:
         """Call the builder registered as ``name`` with ``kwargs``."""
         return self.get(name)(**kwargs)
 
