@@ -51,7 +51,7 @@ def test_param_groups_penalty_and_clamp() -> None:
     ratio = float(pruner.mac_ratio().detach())
     assert abs(ratio - (1 - pruner.macs_reduction())) < 1e-6
     pen = pruner.penalty()
-    assert abs(float(pen) - 2.0 * (ratio - 0.2) ** 2) < 1e-6
+    assert abs(float(pen.detach()) - 2.0 * (ratio - 0.2) ** 2) < 1e-6
     pen.backward()
     # ratio > target: the penalty pushes every gate down (positive gradient), scaled by 3
     assert all(bool((m.grad > 0).all()) for m in pruner.gate_params)

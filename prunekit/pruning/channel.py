@@ -16,11 +16,14 @@ at finalize, so masked and compacted models agree).
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 from typing import Any, ClassVar, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.hooks import RemovableHandle
 
 from prunekit.pruning.base import Pruner
@@ -54,6 +57,7 @@ class ChannelPruner(Pruner):
         self.include_classifier = bool(include_classifier)
         self.groups: ChannelGroups | None = None
         self._handles: list[RemovableHandle] = []
+        self._patched: list[nn.Module] = []
         self._gates: list[Tensor] | None = None
 
     # -- subclass interface ---------------------------------------------------------------------
@@ -88,17 +92,31 @@ class ChannelPruner(Pruner):
         self._handles.append(self.model.register_forward_pre_hook(self._pre_forward))
         for gi, g in enumerate(self.groups):
             for site in g.mask_sites:
-                self._handles.append(named[site].register_forward_hook(self._site_hook(gi, site)))
+                mod = named[site]
+                if isinstance(mod, _BatchNorm) and mod.affine:
+                    # fold the gate into the BN affine parameters: no extra full-size op
+                    mod.forward = functools.partial(_gated_bn_forward, mod, self._site_gate(gi, site))
+                    self._patched.append(mod)
+                else:
+                    self._handles.append(mod.register_forward_hook(self._site_hook(gi, site)))
 
     def _pre_forward(self, module: nn.Module, args: Any) -> None:
         self._gates = self.current_gates()
 
-    def _site_hook(self, gi: int, site: str):
+    def _site_gate(self, gi: int, site: str):
         group = self.groups[gi]  # type: ignore[index]
 
-        def hook(module: nn.Module, inp: Any, out: Tensor) -> Tensor:
+        def gate(channels: int) -> Tensor:
             gates = self._gates if self._gates is not None else self.current_gates()
-            gate = group.site_gate(site, gates[gi], out.shape[1]).to(out.dtype)
+            return group.site_gate(site, gates[gi], channels)
+
+        return gate
+
+    def _site_hook(self, gi: int, site: str):
+        site_gate = self._site_gate(gi, site)
+
+        def hook(module: nn.Module, inp: Any, out: Tensor) -> Tensor:
+            gate = site_gate(out.shape[1]).to(out.dtype)
             return out * gate.view(1, -1, *([1] * (out.dim() - 2)))
 
         return hook
@@ -107,7 +125,10 @@ class ChannelPruner(Pruner):
         """Remove every hook this pruner installed (needed before ``deepcopy`` / compaction)."""
         for h in self._handles:
             h.remove()
+        for mod in self._patched:
+            mod.__dict__.pop("forward", None)
         self._handles = []
+        self._patched = []
         self._gates = None
 
     def current_gates(self) -> list[Tensor]:
@@ -166,6 +187,22 @@ class ChannelPruner(Pruner):
         compacted = compact(self.groups, keep)
         self.groups = None
         return compacted
+
+
+def _gated_bn_forward(bn: _BatchNorm, site_gate, x: Tensor) -> Tensor:
+    """``_BatchNorm.forward`` (torch 2.x) with ``weight * g`` and ``bias * g``: equal to the BN
+    output times ``g`` (exactly zero where ``g = 0``) and the same gate gradient, without an
+    extra full-size multiply in the forward and backward passes."""
+    bn._check_input_dim(x)
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    track = not bn.training or bn.track_running_stats
+    g = site_gate(x.shape[1]).to(bn.weight.dtype)
+    return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None,
+                        bn.weight * g, bn.bias * g, use_batch, factor, bn.eps)
 
 
 def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduction: float,

@@ -56,6 +56,12 @@ def binarize_ste(m: Tensor, thres: float) -> Tensor:
     return b + (m - m.detach())
 
 
+def _one_hot(n: int, device: torch.device) -> Tensor:
+    t = torch.zeros(n, device=device)
+    t[0] = 1.0
+    return t
+
+
 @PRUNERS.register("d2bc", aliases=("anas-p",))
 class D2BC(ChannelPruner):
     """D2BC channel gates (ANAS-P search stage).
@@ -134,6 +140,11 @@ class D2BC(ChannelPruner):
             if self.gate_lr_mult != 1.0:
                 p.register_hook(lambda grad, k=self.gate_lr_mult: grad * k)
             self.gate_params.append(p)
+        floor = 1.0 - float(groups.macs([_one_hot(g.size, device) for g in groups])) / groups.dense_macs
+        if self.sparsity > floor:
+            log.warning("d2bc: target MACs reduction %.4f is above the largest reachable %.4f "
+                        "(one channel per group)%s", self.sparsity, floor,
+                        "" if self.include_stem else "; include_stem=True lifts the limit")
 
     def group_gates(self) -> list[Tensor]:
         return [binarize_ste(m, self.thres) for m in self.gate_params]
