@@ -206,19 +206,19 @@ def _train_key(cfg: RunConfig) -> str:
 
 
 def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
-    """Refuse to resume a work directory that holds a run with a different training config."""
+    """Refuse to resume a work directory that holds a run with a different training config.
+    (Every rank passes the same barriers, whatever it finds.)"""
     marker = workdir / "run.json"
     key = _train_key(cfg)
-    if marker.exists():
-        old = json.loads(marker.read_text()).get("train_key")
-        if old != key:
-            raise ConfigError(f"work directory {workdir} holds a run with a different training "
-                              f"config (key {old} != {key}); use another --workdir")
-        return
-    if dist.is_main:
+    dist.barrier()
+    if dist.is_main and not marker.exists():
         _atomic_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
                                         default=str))
     dist.barrier()
+    old = json.loads(marker.read_text()).get("train_key")
+    if old != key:
+        raise ConfigError(f"work directory {workdir} holds a run with a different training "
+                          f"config (key {old} != {key}); use another --workdir")
 
 
 def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
