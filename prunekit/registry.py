@@ -81,6 +81,13 @@ class Registry(Generic[T]):
         except (AttributeError, TypeError):
             pass
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` and its aliases (for tests that register temporary entries)."""
+        canon = self.canonical(name)
+        del self._entries[canon]
+        for alias in [a for a, c in self._aliases.items() if c == canon]:
+            del self._aliases[alias]
+
     # -- lookup -------------------------------------------------------------------------------
     def _load_plugins(self) -> None:
         if self._plugins_loaded or self._loading:

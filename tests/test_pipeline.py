@@ -63,8 +63,13 @@ class GatePruner(Pruner):
             self.gate.copy_(state["gate"])
 
 
-if "_test_gate" not in PRUNERS:
+@pytest.fixture
+def gate_pruner() -> Any:
+    """Register the test pruner only while a test needs it (the contract tests iterate
+    ``PRUNERS.names()`` at collection time and must not see it)."""
     PRUNERS.add("_test_gate", GatePruner)
+    yield "_test_gate"
+    PRUNERS.remove("_test_gate")
 
 
 def _small_synthetic(**kw: Any) -> Any:
@@ -105,7 +110,7 @@ def _same(a: nn.Module, b: nn.Module) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_pipeline_stages_cache_and_saved_model(tmp_path):
+def test_pipeline_stages_cache_and_saved_model(tmp_path, gate_pruner):
     cache = tmp_path / "cache"
     a = run_pipeline(_cfg(), tmp_path / "a", cache_dir=cache, progress=False)
     assert set(a.records) == {"pretrain", "prune", "finetune"}
@@ -137,7 +142,7 @@ class _Crash(Exception):
     pass
 
 
-def test_pipeline_resume_after_crash_is_exact_and_finished_stages_not_rerun(tmp_path,
+def test_pipeline_resume_after_crash_is_exact_and_finished_stages_not_rerun(tmp_path, gate_pruner,
                                                                             monkeypatch):
     cfg = _cfg(method="_test_gate", sparsity=0.5, prune={"epochs": 1}, finetune={"epochs": 2})
     ref = run_pipeline(cfg, tmp_path / "ref", progress=False)

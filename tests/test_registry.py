@@ -92,3 +92,12 @@ def test_broken_plugin_does_not_break_registry(tmp_path, monkeypatch, caplog) ->
     reg.add("ok", lambda: 1)
     assert reg.names() == ["ok"]
     assert "could not load widget plug-in 'bad'" in caplog.text
+
+
+def test_remove_unregisters_name_and_aliases() -> None:
+    reg: Registry = Registry("widget")
+    reg.add("a", lambda: 1, aliases=("aa",))
+    reg.remove("aa")
+    assert reg.names(aliases=True) == []
+    with pytest.raises(RegistryError):
+        reg.remove("a")
