@@ -71,6 +71,16 @@ def norm_params(model: nn.Module) -> list[nn.Parameter]:
             for p in m.parameters(recurse=False)]
 
 
+def score_param_groups(scores: Sequence[nn.Parameter], model: nn.Module) -> list[dict]:
+    """HYDRA prune mode's optimizer groups: the scores, plus the batch-norm affine parameters
+    (the official ``freeze_vars`` freezes conv/linear weights and biases only)."""
+    groups: list[dict] = [{"params": list(scores), "name": "hydra_scores"}]
+    bn = [p for p in norm_params(model) if p.requires_grad]
+    if bn:
+        groups.append({"params": bn, "name": "batchnorm"})
+    return groups
+
+
 def freeze_all_but_norm(model: nn.Module) -> list[nn.Parameter]:
     """Set ``requires_grad=False`` on every parameter except batch-norm affine ones (official
     HYDRA ``freeze_vars(model, "weight"/"bias")`` with ``freeze_bn=False``). Returns the

@@ -33,8 +33,8 @@ from torch.nn.utils import parametrize
 from prunekit.pruning.base import Pruner
 from prunekit.pruning.masking import apply_weight_masks
 
-from baselines._common import (MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
-                               norm_params, scaled_score_init, select_layers, topk_keep, unfreeze)
+from baselines._common import (score_param_groups, MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
+                               scaled_score_init, select_layers, topk_keep, unfreeze)
 from baselines.hydra_channel import HydraChannel  # noqa: F401  (entry-point path)
 
 __all__ = ["Hydra", "HydraChannel", "scaled_score_init"]
@@ -120,11 +120,7 @@ class Hydra(Pruner):
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         """Scores and batch-norm affine parameters (official HYDRA prune mode)."""
-        groups: list[dict[str, Any]] = [{"params": self.scores(), "name": "hydra_scores"}]
-        bn = [p for p in norm_params(model) if p.requires_grad]
-        if bn:
-            groups.append({"params": bn, "name": "batchnorm"})
-        return groups
+        return score_param_groups(self.scores(), model)
 
     def masks(self) -> dict[str, Tensor]:
         return {name: pm.keep_mask() for name, pm in self._layers.items()}

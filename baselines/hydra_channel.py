@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from prunekit.pruning.channel import ChannelPruner
 from prunekit.pruning.groups import ChannelGroups
 
-from baselines._common import (MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
-                               group_channel_norms, norm_params, topk_count, unfreeze,
+from baselines._common import (score_param_groups, MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
+                               group_channel_norms, topk_count, unfreeze,
                                uniform_group_counts)
 
 __all__ = ["HydraChannel"]
@@ -93,11 +93,7 @@ class HydraChannel(ChannelPruner):
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         """Channel scores and batch-norm affine parameters (HYDRA prune mode)."""
-        groups: list[dict[str, Any]] = [{"params": self.scores(), "name": "hydra_scores"}]
-        bn = [p for p in norm_params(model) if p.requires_grad]
-        if bn:
-            groups.append({"params": bn, "name": "batchnorm"})
-        return groups
+        return score_param_groups(self.scores(), model)
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """Compact physically (ChannelPruner) and unfreeze the weights for fine-tuning."""
