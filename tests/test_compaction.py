@@ -100,3 +100,22 @@ def test_compaction_never_empties_a_group() -> None:
     compacted = pruner.finalize(model)
     with torch.no_grad():
         assert torch.allclose(compacted(x), masked, atol=1e-5, rtol=0)
+
+
+def test_gated_bn_equals_output_times_gate_in_train_mode() -> None:
+    from prunekit.pruning.channel import _gated_bn_forward
+
+    torch.manual_seed(0)
+    bn, ref = nn.BatchNorm2d(6), nn.BatchNorm2d(6)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    ref.load_state_dict(bn.state_dict())
+    gate = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    x = torch.randn(4, 6, 5, 5)
+    out = _gated_bn_forward(bn, lambda n: gate, x)
+    expected = ref(x) * gate.view(1, -1, 1, 1)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert bool((out[:, gate == 0] == 0).all())
+    for k, v in ref.state_dict().items():  # running statistics updated identically
+        assert torch.allclose(bn.state_dict()[k].float(), v.float())

@@ -12,12 +12,12 @@ from prunekit.pruning.masking import (
     WeightMask, apply_weight_masks, global_topk_masks, prunable_layers, remove_weight_masks,
     topk_masks, weight_masks,
 )
-from prunekit.pruning.serialize import rebuild, shrink_to_state_dict
+from prunekit.pruning.serialize import export_structure, rebuild, shrink_to_state_dict
 
 __all__ = [
     "Pruner", "Granularity", "ChannelPruner", "select_by_macs", "ChannelGroup", "ChannelGroups",
     "build_groups", "stem_and_classifier", "compact", "remove_channels", "WeightMask",
     "apply_weight_masks", "remove_weight_masks", "weight_masks", "topk_masks",
     "global_topk_masks", "prunable_layers", "Measurement", "measure", "count_macs_params",
-    "rebuild", "shrink_to_state_dict", "D2BC", "binarize_ste",
+    "rebuild", "shrink_to_state_dict", "export_structure", "D2BC", "binarize_ste",
 ]

@@ -95,7 +95,8 @@ class ChannelPruner(Pruner):
                 mod = named[site]
                 if isinstance(mod, _BatchNorm) and mod.affine:
                     # fold the gate into the BN affine parameters: no extra full-size op
-                    mod.forward = functools.partial(_gated_bn_forward, mod, self._site_gate(gi, site))
+                    mod.forward = functools.partial(_gated_bn_forward, mod,
+                                                    self._site_gate(gi, site))
                     self._patched.append(mod)
                 else:
                     self._handles.append(mod.register_forward_hook(self._site_hook(gi, site)))

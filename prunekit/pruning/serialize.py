@@ -24,7 +24,7 @@ from prunekit.pruning.compaction import remove_channels
 from prunekit.pruning.groups import build_groups, stem_and_classifier
 from prunekit.pruning.masking import apply_weight_masks
 
-__all__ = ["rebuild", "shrink_to_state_dict"]
+__all__ = ["rebuild", "shrink_to_state_dict", "export_structure"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,16 @@ def _weight_key(state: Mapping[str, Tensor], module: str) -> str | None:
         if key in state:
             return key
     return None
+
+
+def export_structure(model: nn.Module) -> dict[str, list[int]]:
+    """Weight shapes of every conv / linear module (plain lists: JSON- and provenance-friendly).
+    Informational: :func:`rebuild` reads the shapes from the state dict itself."""
+    out = {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            out[name] = [int(d) for d in mod.weight.shape]
+    return out
 
 
 def _example_inputs(model: nn.Module) -> Tensor:
