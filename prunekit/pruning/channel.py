@@ -117,7 +117,7 @@ class ChannelPruner(Pruner):
         site_gate = self._site_gate(gi, site)
 
         def hook(module: nn.Module, inp: Any, out: Tensor) -> Tensor:
-            gate = site_gate(out.shape[1]).to(out.dtype)
+            gate = site_gate(out.shape[1]).to(device=out.device, dtype=out.dtype)
             return out * gate.view(1, -1, *([1] * (out.dim() - 2)))
 
         return hook
@@ -201,7 +201,7 @@ def _gated_bn_forward(bn: _BatchNorm, site_gate, x: Tensor) -> Tensor:
         factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
     use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
     track = not bn.training or bn.track_running_stats
-    g = site_gate(x.shape[1]).to(bn.weight.dtype)
+    g = site_gate(x.shape[1]).to(device=bn.weight.device, dtype=bn.weight.dtype)
     return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None,
                         bn.weight * g, bn.bias * g, use_batch, factor, bn.eps)
 
