@@ -125,6 +125,11 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     else:
         records["prune"] = StageRecord(skipped=True)
     model = pruner.finalize(model).to(dev)
+    pruner_info = {"name": cfg.method, "hparams": pruner.hparams(),
+                   **({"calibration": pruner.calibration} if getattr(pruner, "calibration", None)
+                      else {})}
+    if pruner_info.get("calibration"):
+        log.info("%s: %s", cfg.method, pruner_info["calibration"])
 
     # 3. adversarial fine-tuning of the finalized model ----------------------------------------
     st = cfg.stage("finetune")
@@ -141,7 +146,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     model.eval()
     train_seconds = float(sum(r.seconds for r in records.values()))
     if dist.is_main:
-        _save_final(workdir, model, cfg, records, spec, train_seconds)
+        _save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
     dist.barrier()
     return PipelineResult(model=model, dense_model=dense_model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
@@ -222,10 +227,11 @@ def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
 
 
 def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
-                records: dict[str, StageRecord], spec: Any, train_seconds: float) -> None:
+                records: dict[str, StageRecord], spec: Any, train_seconds: float,
+                pruner_info: dict[str, Any] | None = None) -> None:
     recs = {k: dataclasses.asdict(v) for k, v in records.items()}
     info = {"train_key": _train_key(cfg), "config": cfg.to_dict(), "records": recs,
-            "train_seconds": train_seconds}
+            "train_seconds": train_seconds, "pruner": pruner_info or {}}
     _atomic_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
     if getattr(model, "prunekit_spec", None) is not None:
         ckpt.save_model(workdir / "model.pt", model,
