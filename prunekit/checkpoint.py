@@ -28,7 +28,11 @@ MODEL_FORMAT = "prunekit.model/1"
 PathLike = str | os.PathLike
 
 
-class UnsafeCheckpointError(ValueError):
+class CheckpointError(ValueError):
+    """The file is not a checkpoint prunekit can read (one-line message)."""
+
+
+class UnsafeCheckpointError(CheckpointError):
     """The file needs arbitrary unpickling (code execution) to load; it was not loaded."""
 
 
@@ -65,11 +69,25 @@ def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Any
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnsafeCheckpointError(
-            f"refusing to load {path}: it needs arbitrary unpickling, which prunekit never does "
-            f"(only tensors and plain containers are accepted; {first})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        reason = _unpickler_reason(str(exc)) or type(exc).__name__
+        with open(path, "rb") as fh:
+            raw_pickle = fh.read(1) == b"\x80"  # a bare pickle stream (PROTO opcode), not a zip
+        if "global" in reason.lower() or raw_pickle:
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: it needs arbitrary unpickling ({reason}), which "
+                "prunekit never does (only tensors and plain containers are accepted)") from None
+        raise CheckpointError(f"{path} is not a readable torch checkpoint ({reason})") from None
+
+
+def _unpickler_reason(msg: str) -> str:
+    """The informative line of torch's weights-only error (after 'WeightsUnpickler error:')."""
+    lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error" in ln:
+            rest = ln.split("WeightsUnpickler error:", 1)[-1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
+    return lines[0] if lines else ""
 
 
 # ------------------------------------------------------------------------------------------------

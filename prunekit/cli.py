@@ -38,12 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from prunekit.checkpoint import CheckpointError
     from prunekit.config import ConfigError
     from prunekit.registry import RegistryError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, RegistryError, FileNotFoundError) as exc:
+    except (ConfigError, RegistryError, CheckpointError, FileNotFoundError) as exc:
         print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -99,3 +99,13 @@ def test_save_model_load_model_dense_and_pruned(tmp_path):
 def test_save_model_needs_spec(tmp_path):
     with pytest.raises(ValueError, match="prunekit_spec"):
         ckpt.save_model(tmp_path / "m.pt", nn.Linear(2, 2))
+
+
+def test_a_file_that_is_no_checkpoint_gives_one_line(tmp_path):
+    from prunekit.checkpoint import CheckpointError, load
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match="not a readable torch checkpoint") as info:
+        load(bad)
+    assert "\n" not in str(info.value)
