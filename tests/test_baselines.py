@@ -21,14 +21,6 @@ from baselines.dense import Dense
 from baselines.hydra import Hydra, HydraChannel
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads oversubscribe badly."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class Net(nn.Module):
     """Stem, a conv, a residual pair (conv2 + conv3), BN everywhere, a classifier."""

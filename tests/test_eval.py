@@ -40,21 +40,10 @@ def _net() -> nn.Module:
                          nn.Linear(16 * 7 * 7, 10))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: these tiny models gain nothing from more on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="session")
 def model() -> nn.Module:
     """FGSM-RS adversarial training, 3 epochs on 4000 images (a few CPU seconds)."""
     x, y = _read("train", 4000)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     with torch.random.fork_rng():
         torch.manual_seed(0)
         m = _net()
@@ -69,7 +58,6 @@ def model() -> nn.Module:
                 opt.zero_grad()
                 F.cross_entropy(m(xa), yb).backward()
                 opt.step()
-    torch.set_num_threads(threads)
     return m.eval()
 
 

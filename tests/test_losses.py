@@ -13,14 +13,6 @@ from prunekit.losses import MART, PGDAT, TRADES
 EPS, STEP, STEPS, BETA = 0.1, 0.03, 4, 6.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: one intra-op thread is much faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class Recorder(nn.Module):
     """Tiny conv net with BN that records (training, input requires grad) at every forward."""

@@ -23,14 +23,6 @@ from prunekit.train import run_pipeline
 import prunekit.train.pipeline as pipeline_mod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 class GatePruner(Pruner):
     """Stand-in pruner: one gate per channel of the last BN, trained alone in the prune stage."""

@@ -23,14 +23,6 @@ import torch
 from prunekit import DATASETS, PRUNERS
 from prunekit.config import RunConfig
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core machine, 2 threads oversubscribe badly."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "l1_pruner"
 

@@ -18,14 +18,6 @@ from prunekit.train import (NonFiniteLossError, build_loader, fit, make_optimize
                             make_scheduler)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread is much faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _data(n: int = 48, seed: int = 0) -> TensorDataset:
     g = torch.Generator().manual_seed(seed)

@@ -29,7 +29,28 @@ __all__ = ["TensorImageDataset", "FileImageDataset", "load_image"]
 log = logging.getLogger(__name__)
 
 
-class TensorImageDataset(Dataset):
+class _LabelledImages(Dataset):
+    """Shared tail of the image datasets: augment a uint8 CHW image, scale to [0, 1]."""
+
+    spec: DataSpec
+    labels: Tensor
+    augment: Augment | None
+
+    def _sample(self, x: Tensor, i: int) -> tuple[Tensor, int]:
+        if self.augment is not None:
+            x = self.augment(x)
+        return x.float().div_(255.0), int(self.labels[i])
+
+    @property
+    def targets(self) -> list[int]:
+        return self.labels.tolist()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.spec.name}, n={len(self)}, "
+                f"shape={self.spec.input_shape}, augment={self.augment})")
+
+
+class TensorImageDataset(_LabelledImages):
     """In-memory uint8 images ``(N, C, H, W)`` and int64 labels ``(N,)``."""
 
     def __init__(self, images: Tensor, labels: Tensor, spec: DataSpec,
@@ -48,18 +69,7 @@ class TensorImageDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, i: int) -> tuple[Tensor, int]:
-        x = self.images[i]
-        if self.augment is not None:
-            x = self.augment(x)
-        return x.float().div_(255.0), int(self.labels[i])
-
-    @property
-    def targets(self) -> list[int]:
-        return self.labels.tolist()
-
-    def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.spec.name}, n={len(self)}, "
-                f"shape={self.spec.input_shape}, augment={self.augment})")
+        return self._sample(self.images[i], i)
 
 
 def load_image(path: str | os.PathLike, channels: int, size: int | None = None) -> Tensor:
@@ -77,7 +87,7 @@ def load_image(path: str | os.PathLike, channels: int, size: int | None = None) 
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-class FileImageDataset(Dataset):
+class FileImageDataset(_LabelledImages):
     """``samples`` = ``[(path, label), ...]``, decoded on access.
 
     Args:
@@ -109,18 +119,10 @@ class FileImageDataset(Dataset):
             if tuple(x.shape) != self.spec.input_shape:
                 raise ValueError(f"{self.samples[i][0]} has shape {tuple(x.shape)}, expected "
                                  f"{self.spec.input_shape}; pass size=... to resize")
-        if self.augment is not None:
-            x = self.augment(x)
-        return x.float().div_(255.0), int(self.labels[i])
-
-    @property
-    def targets(self) -> list[int]:
-        return self.labels.tolist()
+        return self._sample(x, i)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.spec.name}, n={len(self)}, "
-                f"shape={self.spec.input_shape}, augment={self.augment}, "
-                f"cached={self._array is not None})")
+        return f"{super().__repr__()[:-1]}, cached={self._array is not None})"
 
 
 def _decoded_cache(path: Path, samples: Sequence[tuple[str, int]], channels: int,
