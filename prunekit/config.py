@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
-    "RunConfig", "load_yaml",
+    "RunConfig", "load_yaml", "set_dotted",
 ]
 
 
@@ -256,6 +256,21 @@ class RunConfig:
             PRUNERS.build(self.method, sparsity=self.sparsity, **self.pruner_hparams())
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.method}: {exc}") from None
+
+
+def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    """Write ``value`` at ``a.b.c`` in a nested mapping, creating missing sections; a path
+    through a non-mapping is a :class:`ConfigError` naming it."""
+    parts = dotted.strip().split(".")
+    cur = d
+    for i, part in enumerate(parts[:-1]):
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        elif not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted!r}: {'.'.join(parts[:i + 1])!r} is not a section")
+        cur = nxt
+    cur[parts[-1]] = copy.deepcopy(value)
 
 
 def load_yaml(path: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from prunekit.config import ConfigError, RunConfig, load_yaml
+from prunekit.config import ConfigError, RunConfig, load_yaml, set_dotted
 
 __all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard", "run_id_for",
            "resolve_data_root"]
@@ -146,19 +146,6 @@ def _get(d: Mapping[str, Any], dotted: str) -> Any:
     return cur
 
 
-def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    cur = d
-    for part in parts[:-1]:
-        nxt = cur.get(part)
-        if nxt is None:
-            nxt = cur[part] = {}
-        elif not isinstance(nxt, dict):
-            raise ConfigError(f"cannot set {dotted!r}: {part!r} is not a section")
-        cur = nxt
-    cur[parts[-1]] = copy.deepcopy(value)
-
-
 def _matches(cfg: Mapping[str, Any], where: Mapping[str, Any]) -> bool:
     """``where`` values are scalars (equality) or lists (membership)."""
     for key, want in where.items():
@@ -221,11 +208,11 @@ def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
         label = _fmt_point(point)
         try:
             for key, value in point.items():
-                _set(d, key, value)
+                set_dotted(d, key, value)
             for rule in grid.rules:
                 if _matches(d, rule.get("where") or {}):
                     for key, value in rule["set"].items():
-                        _set(d, key, value)
+                        set_dotted(d, key, value)
                         point[key] = value
             if not is_include and any(_matches(d, ex) for ex in grid.exclude):
                 continue

@@ -41,7 +41,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings (YAML values) to a config mapping."""
     import yaml
 
-    from prunekit.config import ConfigError
+    from prunekit.config import ConfigError, set_dotted
 
     for item in overrides:
         key, sep, raw = item.partition("=")
@@ -51,16 +51,7 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        parts = key.strip().split(".")
-        node = d
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.get(part)
-            if nxt is None:
-                nxt = node[part] = {}
-            if not isinstance(nxt, dict):
-                raise ConfigError(f"--set {key}: {'.'.join(parts[:i + 1])!r} is not a section")
-            node = nxt
-        node[parts[-1]] = value
+        set_dotted(d, key, value)
     return d
 
 
