@@ -136,7 +136,7 @@ def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str,
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     row: dict[str, Any] = {
         "run_id": f"eval-{Path(args.checkpoint).stem}-{digest}", "dataset": dataset,
-        "seed": args.seed, "status": "ok", "error": "", "attacks": " ".join(res.attacks),
+        "seed": args.seed, "status": "ok", "error": "", "attacks": ";".join(res.attacks),
         "prunekit_version": prunekit.__version__, "torch_version": torch.__version__,
         "device": device,
     }
