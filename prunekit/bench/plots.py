@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -83,12 +84,8 @@ def _acc_vs_sparsity(sub: pd.DataFrame, metric: str, out_dir: Path, suffix: str,
         ax.set_xlabel("target sparsity (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0][0].set_ylabel(f"{_LABELS[metric]} accuracy (%)")
-    fig.tight_layout()
-    path = out_dir / f"acc_vs_sparsity_{metric.removesuffix('_acc')}{suffix}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _finish(plt, fig, axes, metric,
+                   out_dir / f"acc_vs_sparsity_{metric.removesuffix('_acc')}{suffix}.png")
 
 
 def _robust_vs_macs(sub: pd.DataFrame, metric: str, out_dir: Path, suffix: str,
@@ -114,9 +111,13 @@ def _robust_vs_macs(sub: pd.DataFrame, metric: str, out_dir: Path, suffix: str,
         ax.set_xlabel("MACs (log scale)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    return _finish(plt, fig, axes, metric, out_dir / f"robust_vs_macs{suffix}.png")
+
+
+def _finish(plt: Any, fig: Any, axes: Any, metric: str, path: Path) -> Path:
+    """Shared tail of every figure: y label, layout, save, close."""
     axes[0][0].set_ylabel(f"{_LABELS[metric]} accuracy (%)")
     fig.tight_layout()
-    path = out_dir / f"robust_vs_macs{suffix}.png"
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
