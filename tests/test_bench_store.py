@@ -91,3 +91,17 @@ def test_concurrent_writers_never_interleave(tmp_path: Path) -> None:
     assert len(ids) == 60 == len(set(ids))
     assert all(r["status"] == "ok" for r in rows)
     assert all(len(r) == len(COLUMNS) and None not in r for r in rows)
+
+
+def test_v1_header_is_read_but_never_appended_to(tmp_path):
+    from prunekit.bench.store import _V1_COLUMNS, SchemaError
+    path = tmp_path / "results.csv"
+    path.write_text(",".join(_V1_COLUMNS) + "\n" + ",".join(
+        "r1" if c == "run_id" else "ok" if c == "status" else "" for c in _V1_COLUMNS) + "\n")
+    store = ResultsStore(path)
+    (row,) = store.rows()
+    assert row["run_id"] == "r1" and row["robust_acc"] == "" and row["examples"] == ""
+    before = path.read_bytes()
+    with pytest.raises(SchemaError):
+        store.append({"run_id": "r2", "status": "ok"})
+    assert path.read_bytes() == before

@@ -35,7 +35,10 @@ SCHEMA: tuple[str, ...] = (
 #: prunekit's documented extras, appended after the schema
 EXTRA_COLUMNS: tuple[str, ...] = (
     "checks", "attacks", "variant", "pretrain_hash", "grid", "finished_at",
+    "sparsity_target", "params_reduction", "robust_acc", "examples", "method_summary",
 )
+#: extras of the first released schema (files with this header are still read, never appended to)
+_V1_COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS[:6]
 COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS
 
 STATUSES = ("ok", "failed")
@@ -73,7 +76,7 @@ class ResultsStore:
         self.lock = FileLock(str(self.path) + ".lock", timeout=timeout)
 
     # -- reading ---------------------------------------------------------------------------
-    def _read_unlocked(self) -> list[dict[str, str]]:
+    def _read_unlocked(self, for_writing: bool = False) -> list[dict[str, str]]:
         if not self.path.exists() or self.path.stat().st_size == 0:
             return []
         with open(self.path, newline="") as fh:
@@ -81,16 +84,18 @@ class ResultsStore:
             header = next(reader, None)
             if header is None:
                 return []
-            self._check_header(header)
+            self._check_header(header, reading=not for_writing)
             rows = []
             for rec in reader:
                 if len(rec) != len(header):  # never written by us; skip rather than crash
                     log.warning("%s: skipping malformed line %d", self.path, reader.line_num)
                     continue
-                rows.append(dict(zip(header, rec)))
+                rows.append({c: "" for c in COLUMNS} | dict(zip(header, rec)))
             return rows
 
-    def _check_header(self, header: list[str]) -> None:
+    def _check_header(self, header: list[str], reading: bool = False) -> None:
+        if reading and tuple(header) == _V1_COLUMNS:
+            return
         if tuple(header) != COLUMNS:
             raise SchemaError(f"{self.path}: header does not match the results schema "
                               f"(docs/results-schema.md); write to a new --out directory")
@@ -125,7 +130,7 @@ class ResultsStore:
         line = _format_line(row)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            existing = self._read_unlocked()
+            existing = self._read_unlocked(for_writing=True)
             mine = [r for r in existing if r["run_id"] == run_id]
             if any(r["status"] == "ok" for r in mine):
                 log.warning("%s already has an ok row for %s; not writing another", self.path,
