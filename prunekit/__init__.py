@@ -18,6 +18,7 @@ from prunekit import models as models  # noqa: E402
 from prunekit import losses as losses  # noqa: E402
 from prunekit import attacks as attacks  # noqa: E402
 from prunekit import pruning as pruning  # noqa: E402
+from prunekit import search as search  # noqa: E402  (the DARTS model, searchers)
 from prunekit.eval import EvalResult, RobustnessEvaluator  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -25,5 +26,5 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "__version__", "Registry", "RegistryError", "MODELS", "DATASETS", "LOSSES", "PRUNERS",
     "ATTACKS", "RobustnessEvaluator", "EvalResult", "data", "models", "losses", "attacks",
-    "pruning",
+    "pruning", "search",
 ]

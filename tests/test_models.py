@@ -14,7 +14,7 @@ from prunekit.registry import RegistryError
 MODELS = prunekit.MODELS
 #: width multipliers keeping the big models fast in tests
 TEST_WIDTH = {"vgg16": 0.125, "vgg11": 0.125, "resnet18": 0.125, "wrn-16-4": 0.25,
-              "wrn-28-4": 0.125, "wrn-34-10": 0.05}
+              "wrn-28-4": 0.125, "wrn-34-10": 0.05, "darts": 0.25}
 SHAPES = [(1, 28, 28), (3, 32, 32), (3, 64, 64)]
 
 
