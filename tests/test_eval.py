@@ -7,6 +7,7 @@ on 4000 Fashion-MNIST images: about 75 % clean and 55 % PGD accuracy at eps 0.1.
 from __future__ import annotations
 
 import gzip
+import json
 import math
 from pathlib import Path
 
@@ -287,8 +288,10 @@ def test_to_row_columns_and_nan() -> None:
                                                       "autoattack-fast": 3.5})
     row = res.to_row()
     assert set(row) == {"clean_acc", "pgd_acc", "apgd_acc", "aa_acc", "worst_acc", "eval_s",
-                        "n_eval", "eps", "checks"}
+                        "n_eval", "eps", "checks", "robust_acc"}
     assert row["clean_acc"] == 0.75 and row["pgd_acc"] == 0.5 and row["aa_acc"] == 0.25
+    assert json.loads(row["robust_acc"]) == {"pgd-20-2": 0.5, "autoattack-fast": 0.25}
+    assert list(json.loads(row["robust_acc"])) == ["pgd-20-2", "autoattack-fast"]  # run order
     assert math.isnan(row["apgd_acc"])
     assert row["worst_acc"] == 0.25 and row["eval_s"] == 6.5 and row["n_eval"] == 4
     assert row["checks"] == "ok"

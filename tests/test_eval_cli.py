@@ -56,3 +56,30 @@ def test_cli_eval_bad_attack_is_one_line_error(checkpoint, capsys) -> None:
 def test_cli_eval_missing_checkpoint(tmp_path, capsys) -> None:
     assert main(["eval", str(tmp_path / "nope.pt"), "--dataset", "fashion_mnist"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_eval_writes_examples_and_refuses_foreign_files(checkpoint, tmp_path,
+                                                            capsys) -> None:
+    from prunekit.eval.examples import read_examples
+
+    out_csv = tmp_path / "res" / "results.csv"
+    npz = tmp_path / "flags" / "run.npz"
+    args = ["eval", str(checkpoint), "--attacks", "pgd-2-1", "--n", "12", "--batch-size", "8",
+            "--csv", str(out_csv), "--examples", str(npz)]
+    assert main(args) == 0
+    ex = read_examples(npz)
+    (row,) = list(csv.DictReader(out_csv.open()))
+    assert row["examples"] == "../flags/run.npz"          # relative to the CSV's folder
+    assert ex.meta["run_id"] == row["run_id"] and ex.meta["dataset"] == "fashion_mnist"
+    assert ex.index.tolist() == list(range(12)) and ex.names == ("clean", "pgd-2-1", "worst")
+    assert float(row["pgd_acc"]) == ex["pgd-2-1"].mean()
+    assert main(["eval", str(checkpoint), "--attacks", "pgd-2-1", "--n", "12",
+                 "--examples", str(npz)]) == 0                # its own kind of file: rewritten
+    capsys.readouterr()
+    foreign = tmp_path / "notes.npz"
+    foreign.write_text("not an archive")
+    assert main(["eval", str(checkpoint), "--attacks", "pgd-2-1", "--n", "4",
+                 "--examples", str(foreign)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "refusing to overwrite" in err and len(err.splitlines()) == 1
+    assert foreign.read_text() == "not an archive"

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from prunekit.attacks.base import NORMS, AttackMeta
 from prunekit.config import ConfigError
 from prunekit.registry import ATTACKS
 
@@ -32,6 +33,11 @@ AA_ENSEMBLES = {
     "autoattack-fast": ("apgd-ce", "apgd-t"),
 }
 BLACK_BOX = frozenset({"square"})
+_LABELS = {("apgd-ce",): "APGD-CE", ("apgd-dlr",): "APGD-DLR", ("apgd-t",): "APGD-T",
+           ("fab",): "FAB", ("fab-t",): "FAB-T", ("square",): "Square",
+           AA_ENSEMBLES["autoattack"]: "AutoAttack (standard)"}
+_COLUMNS = {("apgd-ce",): "apgd_acc", AA_ENSEMBLES["autoattack"]: "aa_acc",
+            AA_ENSEMBLES["autoattack-fast"]: "aa_acc"}
 
 VALID_FORMS = ("pgd-STEPS-RESTARTS[@STEP]", *AA_SINGLE, *AA_ENSEMBLES)
 
@@ -72,6 +78,20 @@ class AttackSpec:
     def ensemble(self) -> bool:
         """True for ``autoattack`` / ``autoattack-fast``."""
         return self.kind == "autoattack" and len(self.aa_attacks) > 1
+
+    @property
+    def meta(self) -> AttackMeta:
+        """The attack's declared metadata (docs/evaluation.md)."""
+        if self.kind == "pgd":
+            return AttackMeta(self.name, f"PGD-{self.steps}-{self.restarts}",
+                              (self.name.strip().lower(),), column="pgd_acc")
+        boxes = {"black" if a in BLACK_BOX else "white" for a in self.aa_attacks}
+        return AttackMeta(
+            self.name, _LABELS.get(self.aa_attacks, " + ".join(_LABELS[(a,)]
+                                                               for a in self.aa_attacks)),
+            self.aa_attacks, NORMS, boxes.pop() if len(boxes) == 1 else "mixed",
+            any(a.endswith("-t") for a in self.aa_attacks), self.version == "standard",
+            _COLUMNS.get(self.aa_attacks), reference=True)
 
     def pgd_step_size(self, eps: float) -> float:
         """The absolute PGD step size at radius ``eps``."""

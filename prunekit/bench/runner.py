@@ -29,16 +29,23 @@ from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import ConfigError, RunConfig
 
 __all__ = ["run_grid", "GridSummary", "RunFn", "pipeline_run", "provenance", "load_run_fn",
-           "RUN_FN_ENV"]
+           "RUN_FN_ENV", "EVAL_RESULT", "EXAMPLES_DIR", "eval_columns"]
 
 log = logging.getLogger(__name__)
 
 #: ``run_fn(cfg, workdir, cache_dir, device) -> metrics``; ``cfg`` has ``data.root`` resolved,
 #: ``device`` is None (the config decides) or an override such as ``"cpu"``. The returned mapping
 #: may hold any result column (docs/results-schema.md), typically params, macs,
-#: weight_sparsity, macs_reduction, clean/pgd/apgd/aa/worst_acc, eps, n_eval, train_s, eval_s,
-#: checks, device.
+#: weight_sparsity, macs_reduction, train_s, device, and either the evaluation columns
+#: (clean/pgd/apgd/aa/worst_acc, eps, n_eval, eval_s, checks, robust_acc) or, under
+#: :data:`EVAL_RESULT`, the ``EvalResult`` itself: the runner then fills the evaluation columns
+#: from it and writes ``examples/<run_id>.npz`` before the row.
 RunFn = Callable[[RunConfig, Path, Path, "str | None"], Mapping[str, Any]]
+
+#: key of a run function's result holding its :class:`prunekit.eval.EvalResult`
+EVAL_RESULT = "eval_result"
+#: folder (beside results.csv) of the per-example files
+EXAMPLES_DIR = "examples"
 
 #: environment variable naming a replacement run function (``module:function``); used by the
 #: harness tests to run grids with a fake, instant run function in a subprocess
@@ -110,11 +117,20 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                              seed=rcfg.eval.seed, device=dev,
                              state_path=str(Path(workdir) / "eval_state.pt"))
     result = ev.evaluate(res.model, test_set)
-    row: dict[str, Any] = {k: v for k, v in result.to_row().items() if k in COLUMNS}
-    row.update(params=meas.params, macs=meas.macs, weight_sparsity=meas.weight_sparsity,
-               macs_reduction=meas.macs_reduction, train_s=res.train_seconds)
-    row.setdefault("device", dev)
-    return row
+    return {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
+            "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
+            EVAL_RESULT: result}
+
+
+def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
+    """The evaluation columns of a row from an ``EvalResult``; writes the run's per-example
+    file ``out_dir/examples/<run_id>.npz`` first (atomically), so a row never names a missing
+    file."""
+    rel = f"{EXAMPLES_DIR}/{run_id}.npz"
+    result.write_examples(out_dir / rel, run_id=run_id, dataset=dataset, split="test")
+    cols = {k: v for k, v in result.to_row().items() if k in COLUMNS}
+    cols["examples"] = rel
+    return cols
 
 
 def _test_set(cfg: RunConfig) -> Any:
@@ -227,6 +243,9 @@ def _run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Pat
     t0 = time.perf_counter()
     try:
         metrics = dict(fn(cfg, workdir, cache, device))
+        result = metrics.pop(EVAL_RESULT, None)
+        if result is not None:
+            metrics.update(eval_columns(result, out, run.run_id, cfg.data.dataset))
         unknown = set(metrics) - set(COLUMNS)
         if unknown:
             log.warning("%s: run function returned unknown columns %s (dropped)", msg,

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (the model's), cpu, cuda, cuda:1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--state", default=None, help="resume file (JSON) for a long evaluation")
+    p.add_argument("--examples", default=None, metavar="PATH",
+                   help="write the per-example flags to this .npz (docs/results-schema.md); "
+                        "with --csv its path is the row's 'examples' column")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     for a in attacks:  # fail on a bad name before loading anything
         parse_attack(a)
+    if args.examples:
+        _check_examples_target(args.examples)
     if args.threads:
         torch.set_num_threads(args.threads)
     model, meta = _load(args.checkpoint, args.device)
@@ -119,13 +124,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"checks: {res.checks_str}")
         for w in res.warnings:
             print(f"  warning: {w}")
+    row = _row(args, res, meta, dataset, float(eps), str(ev._target_device(model)), prunekit,
+               torch)
+    if args.examples:
+        _check_examples_target(args.examples)  # again: it may have appeared meanwhile
+        res.write_examples(args.examples, run_id=row["run_id"], dataset=dataset)
+        print(f"per-example flags: {args.examples}")
+        if args.csv:
+            row["examples"] = Path(os.path.relpath(os.path.abspath(args.examples),
+                                                   os.path.dirname(os.path.abspath(args.csv)))
+                                   ).as_posix()
     if args.csv:
-        row = _row(args, res, meta, dataset, float(eps), str(ev._target_device(model)), prunekit,
-                   torch)
         written = _append(args.csv, row)
         print(f"{'appended' if written else 'already present (not written)'}: "
               f"{row['run_id']} -> {args.csv}")
     return 0
+
+
+def _check_examples_target(path: str) -> None:
+    """Refuse to overwrite anything but a per-example file (a one-line error)."""
+    from prunekit.config import ConfigError
+    from prunekit.eval.examples import is_examples_file
+
+    p = Path(path)
+    if p.is_dir() or (p.exists() and not is_examples_file(p)):
+        raise ConfigError(f"--examples {path}: exists and is not a prunekit per-example file; "
+                          "refusing to overwrite it")
 
 
 def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str, eps: float,

@@ -139,20 +139,23 @@ class RobustnessEvaluator:
             work.to(device)
         try:
             with eval_mode(work):
-                records, resumed = self._run(work, data, device, failures, callback)
+                records, index, resumed = self._run(work, data, device, failures, callback)
         finally:
             if home != device:
                 work.to(home)
-        return self._assemble(records, resumed, failures)
+        return self._assemble(records, index, resumed, failures)
 
     def _run(self, model: nn.Module, data: Any, device: torch.device,
              failures: list[C.CheckFailure],
-             callback: Callback | None) -> tuple[list[dict[str, Any]], int]:
+             callback: Callback | None
+             ) -> tuple[list[dict[str, Any]], Tensor | None, int]:
         state = EvalState(self.state_path,
                           self.fingerprint(model) if self.state_path is not None else "")
         records: list[dict[str, Any]] = []
+        indices: list[Tensor | None] = []
         resumed = 0
-        for b, (x, y) in enumerate(iter_batches(data, self.n_examples, self.batch_size)):
+        for b, (x, y, idx) in enumerate(iter_batches(data, self.n_examples, self.batch_size)):
+            indices.append(idx)
             x = x.to(device=device, dtype=torch.float32)
             y = y.to(device=device, dtype=torch.long)
             rec = state.batch(b, tensor_hash(x, y))
@@ -194,9 +197,10 @@ class RobustnessEvaluator:
                     callback(spec.name, b)
         if not records:
             raise ValueError("no examples to evaluate (empty dataset or loader)")
-        return records, resumed
+        index = None if any(i is None for i in indices) else torch.cat(indices)  # type: ignore
+        return records, index, resumed
 
-    def _assemble(self, records: list[dict[str, Any]], resumed: int,
+    def _assemble(self, records: list[dict[str, Any]], index: Tensor | None, resumed: int,
                   failures: list[C.CheckFailure]) -> EvalResult:
         flags = {"clean": torch.cat([str_to_flags(r["clean"]) for r in records])}
         seconds = {"clean": float(sum(r.get("seconds_clean", 0.0) for r in records))}
@@ -221,7 +225,7 @@ class RobustnessEvaluator:
             eps=self.eps, norm=self.norm, attacks=self.attacks, flags=flags, seconds=seconds,
             grad_evals=grad_evals, warnings=[f.message for f in failures],
             checks=[f.code for f in failures], seed=self.seed, batch_size=self.batch_size,
-            resumed_batches=resumed)
+            resumed_batches=resumed, index=index, meta={s.name: s.meta for s in self.specs})
 
 
 def evaluate(model: nn.Module, data: Iterable, eps: float, **kw: Any) -> EvalResult:

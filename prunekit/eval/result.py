@@ -1,13 +1,24 @@
 """``EvalResult``: what :class:`prunekit.eval.RobustnessEvaluator` returns, and its CSV row."""
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
-__all__ = ["EvalResult"]
+from prunekit.attacks.base import AttackMeta
+from prunekit.attacks.parse import parse_attack
+from prunekit.eval.examples import Examples, ExamplesError, read_examples, write_examples
+
+__all__ = ["EvalResult", "SCHEMA_COLUMNS"]
+
+#: the results-schema accuracy columns an attack can fill (``AttackMeta.column``)
+SCHEMA_COLUMNS = ("pgd_acc", "apgd_acc", "aa_acc")
 
 
 @dataclass
@@ -28,6 +39,11 @@ class EvalResult:
         warnings: human-readable messages from the sanity checks (and AutoAttack's own).
         checks: short codes of the failed checks (``[]`` when all passed).
         seed, batch_size: as configured; resumed_batches: batch results taken from the state.
+        index: int64 indices of the evaluated examples in the dataset (through ``Subset``\\s),
+            in evaluation order; None where unknown (a shuffling DataLoader).
+        meta: ``{attack name: AttackMeta}``, the attacks' declared metadata.
+        reused: ``{attack: provider}`` for attacks whose result was read from another attack's
+            run (an ensemble's first stage) instead of being run again.
     """
 
     eps: float
@@ -45,46 +61,65 @@ class EvalResult:
     seed: int = 0
     batch_size: int = 0
     resumed_batches: int = 0
+    index: Tensor | None = None
+    meta: dict[str, AttackMeta] = field(default_factory=dict)
+    reused: dict[str, str] = field(default_factory=dict)
 
     @property
     def eval_s(self) -> float:
-        """Total evaluation seconds (clean pass + every attack)."""
-        return float(sum(self.seconds.values()))
+        """Total evaluation seconds (clean pass + every attack that ran; a reused attack's time
+        is part of its provider's)."""
+        return float(sum(v for k, v in self.seconds.items() if k not in self.reused))
 
     @property
     def checks_str(self) -> str:
         """``"ok"`` or the failed check codes joined by ``;`` (the CSV ``checks`` column)."""
         return ";".join(dict.fromkeys(self.checks)) if self.checks else "ok"
 
-    def first(self, predicate) -> str | None:  # type: ignore[no-untyped-def]
-        """The first attack name (in run order) whose parsed spec satisfies ``predicate``."""
-        from prunekit.attacks.parse import parse_attack
-
-        for name in self.attacks:
-            if predicate(parse_attack(name)):
-                return name
-        return None
-
     def column_attacks(self) -> dict[str, str | None]:
-        """Which attack fills each CSV accuracy column: ``pgd_acc`` the first ``pgd-*``,
-        ``apgd_acc`` ``apgd-ce``, ``aa_acc`` ``autoattack`` (else ``autoattack-fast``)."""
-        aa = self.first(lambda s: s.kind == "autoattack" and s.version == "standard") \
-            or self.first(lambda s: s.ensemble)
-        return {
-            "pgd_acc": self.first(lambda s: s.kind == "pgd"),
-            "apgd_acc": self.first(lambda s: s.aa_attacks == ("apgd-ce",)),
-            "aa_acc": aa,
-        }
+        """Which attack fills each results-schema accuracy column, from the attacks' declared
+        ``AttackMeta.column``: a ``standard`` attack first, then the first in run order
+        (``pgd_acc`` the first PGD, ``apgd_acc`` APGD-CE, ``aa_acc`` AutoAttack standard, else
+        APGD-CE + APGD-T)."""
+        out: dict[str, str | None] = {}
+        for col in SCHEMA_COLUMNS:
+            names = [a for a in self.attacks if self.meta[a].column == col]
+            out[col] = next((a for a in names if self.meta[a].standard), None) or \
+                next(iter(names), None)
+        return out
 
     def to_row(self) -> dict[str, Any]:
         """The evaluation columns of the results CSV (docs/evaluation.md); NaN for an attack
-        that was not run."""
+        that was not run. ``robust_acc`` is the JSON object of every attack's accuracy."""
         row: dict[str, Any] = {"clean_acc": self.clean_acc}
         for col, name in self.column_attacks().items():
             row[col] = self.robust_acc[name] if name is not None else math.nan
         row.update(worst_acc=self.worst_acc, eval_s=round(self.eval_s, 3),
-                   n_eval=self.n_examples, eps=self.eps, checks=self.checks_str)
+                   n_eval=self.n_examples, eps=self.eps, checks=self.checks_str,
+                   robust_acc=json.dumps({a: self.robust_acc[a] for a in self.attacks}))
         return row
+
+    # -- per-example file ------------------------------------------------------------------
+    def write_examples(self, path: str | os.PathLike, *, run_id: str, dataset: str,
+                       split: str = "test") -> Path:
+        """Write the per-example file (docs/results-schema.md) atomically; returns its path.
+        :class:`~prunekit.eval.examples.ExamplesError` if the example indices are unknown."""
+        if self.index is None:
+            raise ExamplesError("per-example indices unknown (the data was a DataLoader that "
+                                "does not iterate its dataset in order); evaluate a Dataset")
+        names = ["clean", *self.attacks, "worst"]
+        flags = torch.stack([self.flags[n].bool().cpu() for n in names]).numpy()
+        meta = {"run_id": run_id, "dataset": dataset, "split": split, "eps": self.eps,
+                "norm": self.norm, "seed": self.seed,
+                "attacks": [self.meta[a].record() for a in self.attacks],
+                "reused": dict(self.reused)}
+        return write_examples(path, index=self.index.cpu().numpy(), names=names, flags=flags,
+                              meta=meta)
+
+    @staticmethod
+    def read_examples(path: str | os.PathLike) -> Examples:
+        """Read a per-example file (:func:`prunekit.eval.examples.read_examples`)."""
+        return read_examples(path)
 
     def table(self) -> str:
         """A plain-text table: accuracy (%) and seconds per row."""
@@ -92,8 +127,9 @@ class EvalResult:
                  f"{'clean':<22s} {100 * self.clean_acc:7.2f} "
                  f"{self.seconds.get('clean', 0.0):9.1f}"]
         for name in self.attacks:
+            note = f"  (in {self.reused[name]})" if name in self.reused else ""
             lines.append(f"{name:<22s} {100 * self.robust_acc[name]:7.2f} "
-                         f"{self.seconds.get(name, 0.0):9.1f}")
+                         f"{self.seconds.get(name, 0.0):9.1f}{note}")
         lines.append(f"{'worst (all attacks)':<22s} {100 * self.worst_acc:7.2f} "
                      f"{self.eval_s:9.1f}")
         return "\n".join(lines)
@@ -104,7 +140,8 @@ class EvalResult:
                 "clean_acc": self.clean_acc, "robust_acc": dict(self.robust_acc),
                 "worst_acc": self.worst_acc, "seconds": dict(self.seconds),
                 "grad_evals": dict(self.grad_evals), "warnings": list(self.warnings),
-                "checks": self.checks_str, "seed": self.seed}
+                "checks": self.checks_str, "seed": self.seed, "reused": dict(self.reused),
+                "attacks": [self.meta[a].record() for a in self.attacks]}
 
     @staticmethod
     def _acc(flags: Tensor) -> float:
@@ -113,7 +150,12 @@ class EvalResult:
     @classmethod
     def from_flags(cls, *, eps: float, norm: str, attacks: list[str],
                    flags: dict[str, Tensor], **kw: Any) -> "EvalResult":
-        """Build a result from per-example flags (``"clean"`` and one per attack)."""
+        """Build a result from per-example flags (``"clean"`` and one per attack); attacks
+        missing from ``meta`` get the metadata their name parses to."""
+        meta = dict(kw.pop("meta", None) or {})
+        for name in attacks:
+            if name not in meta:
+                meta[name] = parse_attack(name).meta
         clean = flags["clean"].bool()
         worst = clean.clone()
         for name in attacks:
@@ -122,5 +164,5 @@ class EvalResult:
         return cls(eps=eps, norm=norm, n_examples=int(clean.numel()), attacks=list(attacks),
                    clean_acc=cls._acc(clean),
                    robust_acc={a: cls._acc(flags[a]) for a in attacks},
-                   worst_acc=cls._acc(worst), flags=flags, **kw)
+                   worst_acc=cls._acc(worst), flags=flags, meta=meta, **kw)
 

@@ -1,0 +1,178 @@
+"""Per-example results: one compressed ``.npz`` per run (docs/results-schema.md, "Per-example
+results").
+
+Keys: ``index`` (int64 ``[n]``, indices into the test split, in evaluation order), ``names``
+(str ``[k]``: ``clean``, every attack in run order, ``worst``), ``flags`` (bool ``[k, n]``:
+correct / robust) and ``meta`` (a 0-d string holding JSON: ``format``, ``run_id``, ``dataset``,
+``split``, ``eps``, ``norm``, ``seed``, ``attacks`` -- the attacks' declared metadata -- and
+``reused``). Two runs can be compared pairwise (McNemar, paired bootstrap) where their ``index``
+arrays agree.
+
+The file is written atomically (temporary file in the same folder, ``fsync``, ``os.replace``),
+and read with ``allow_pickle=False``: nothing in it is ever unpickled.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["FORMAT", "KEYS", "META_KEYS", "Examples", "ExamplesError", "write_examples",
+           "read_examples", "is_examples_file"]
+
+#: value of ``meta["format"]`` written by this version
+FORMAT = 1
+#: the arrays every file holds
+KEYS = ("index", "names", "flags", "meta")
+#: the keys of ``meta``
+META_KEYS = ("format", "run_id", "dataset", "split", "eps", "norm", "seed", "attacks", "reused")
+
+
+class ExamplesError(ValueError):
+    """Not a per-example file prunekit wrote, or inconsistent arrays (one-line message)."""
+
+
+@dataclass(frozen=True)
+class Examples:
+    """The content of one per-example file.
+
+    Attributes:
+        index: int64 ``[n]``, test-split indices in evaluation order.
+        names: the row names of ``flags`` (``clean``, attacks in run order, ``worst``).
+        flags: bool ``[k, n]``; ``flags[i, j]``: example ``index[j]`` correct (clean) / robust
+            under ``names[i]``.
+        meta: the decoded ``meta`` JSON.
+
+    Example::
+
+        ex = read_examples("runs/fmnist/examples/trades-d2bc-....npz")
+        ex["apgd-ce"].mean(), ex.index[:5], ex.meta["attacks"][0]["label"]
+    """
+
+    index: np.ndarray
+    names: tuple[str, ...]
+    flags: np.ndarray
+    meta: dict[str, Any]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """The bool ``[n]`` row of ``name``; ``KeyError`` naming the rows on a miss."""
+        if name not in self.names:
+            raise KeyError(f"no row {name!r}; rows: {', '.join(self.names)}")
+        return self.flags[self.names.index(name)]
+
+    @property
+    def n(self) -> int:
+        """Number of examples."""
+        return int(self.index.shape[0])
+
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        """The attack rows (without ``clean`` and ``worst``)."""
+        return self.names[1:-1]
+
+
+def _check(index: np.ndarray, names: Sequence[str], flags: np.ndarray,
+           where: str) -> None:
+    if index.ndim != 1 or index.dtype != np.int64:
+        raise ExamplesError(f"{where}: 'index' must be int64 [n], got {index.dtype} "
+                            f"{list(index.shape)}")
+    k, n = len(names), index.shape[0]
+    if flags.dtype != np.bool_ or flags.shape != (k, n):
+        raise ExamplesError(f"{where}: 'flags' must be bool [{k}, {n}] (names x index), got "
+                            f"{flags.dtype} {list(flags.shape)}")
+    if k < 2 or names[0] != "clean" or names[-1] != "worst" or len(set(names)) != k:
+        raise ExamplesError(f"{where}: 'names' must be 'clean', the attacks, 'worst' (unique), "
+                            f"got {list(names)}")
+
+
+def write_examples(path: str | os.PathLike, *, index: Any, names: Sequence[str], flags: Any,
+                   meta: Mapping[str, Any]) -> Path:
+    """Atomically write a per-example file (``numpy.savez_compressed``); returns its path.
+
+    ``index``: int ``[n]``; ``names``: ``k`` row names; ``flags``: bool ``[k, n]``; ``meta``:
+    JSON-serialisable, with at least :data:`META_KEYS` (``format`` is set here).
+    """
+    path = Path(path)
+    index = np.asarray(index, dtype=np.int64)
+    flags = np.asarray(flags, dtype=np.bool_)
+    names = [str(n) for n in names]
+    _check(index, names, flags, str(path))
+    meta = {**dict(meta), "format": FORMAT}
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise ExamplesError(f"{path}: meta lacks {', '.join(missing)}")
+    text = json.dumps(meta, sort_keys=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, index=index, names=np.array(names, dtype=np.str_),
+                                flags=flags, meta=np.array(text, dtype=np.str_))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_examples(path: str | os.PathLike) -> Examples:
+    """Read and validate a per-example file; :class:`ExamplesError` (a ``ValueError``) if it is
+    not one, ``FileNotFoundError`` if it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"per-example file not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ExamplesError(f"{path} is not a prunekit per-example file ({_first_line(exc)})"
+                            ) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ExamplesError(f"{path} is not a prunekit per-example file (a single array, "
+                            "not an .npz archive)")
+    with z:
+        missing = [k for k in KEYS if k not in z.files]
+        if missing:
+            raise ExamplesError(f"{path} is not a prunekit per-example file (no "
+                                f"{', '.join(missing)})")
+        try:
+            index, names, flags, meta_arr = (z[k] for k in KEYS)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ExamplesError(f"{path}: unreadable arrays ({_first_line(exc)})") from None
+    if names.ndim != 1 or names.dtype.kind != "U" or meta_arr.ndim != 0 or \
+            meta_arr.dtype.kind != "U":
+        raise ExamplesError(f"{path}: 'names' must be str [k] and 'meta' a 0-d str")
+    try:
+        meta = json.loads(str(meta_arr[()]))
+    except ValueError:
+        raise ExamplesError(f"{path}: 'meta' is not JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ExamplesError(f"{path}: unsupported per-example format "
+                            f"{meta.get('format') if isinstance(meta, dict) else meta!r} "
+                            f"(this prunekit reads format {FORMAT})")
+    names_t = tuple(str(n) for n in names.tolist())
+    _check(index, names_t, flags, str(path))
+    return Examples(index=index, names=names_t, flags=flags, meta=meta)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def is_examples_file(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a readable per-example file of this format."""
+    try:
+        read_examples(path)
+    except (ExamplesError, FileNotFoundError):
+        return False
+    return True
