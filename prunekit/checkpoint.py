@@ -115,17 +115,19 @@ def read_model_meta(path: PathLike) -> dict[str, Any]:
     return json.loads(_read_model(path)["meta"])
 
 
-def load_model(path: PathLike, map_location: str | torch.device | None = "cpu") -> nn.Module:
+def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
+               allow_import: bool = False) -> nn.Module:
     """Rebuild a model saved by :func:`save_model` (no unpickling of model objects).
 
     The dense model is rebuilt with ``prunekit.MODELS.build(spec)``, then
     ``prunekit.pruning.rebuild(dense, state_dict)`` restores the pruned structure (smaller
     channel counts, weight masks) and loads the weights. The metadata is attached as
-    ``model.prunekit_meta``.
+    ``model.prunekit_meta``. A model from a ``package.module:factory`` path that this process
+    has not imported yet is imported only with ``allow_import=True`` (it runs that code).
     """
     blob = _read_model(path, map_location)
     spec = json.loads(blob["spec"])
-    dense = _build_from_spec(spec)
+    dense = _build_from_spec(spec, allow_import)
     state = blob["state_dict"]
     try:
         from prunekit.pruning import rebuild
@@ -144,14 +146,14 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu") 
     return model
 
 
-def _build_from_spec(spec: Any) -> nn.Module:
+def _build_from_spec(spec: Any, allow_import: bool = False) -> nn.Module:
     """Dense model from a builder spec (``{"name": ..., "kwargs": {...}}``)."""
     import prunekit.models as models
     from prunekit.registry import MODELS
 
     helper = getattr(models, "build_from_spec", None)
     if callable(helper):
-        return helper(spec)
+        return helper(spec, allow_import=allow_import)
     if not isinstance(spec, dict) or "name" not in spec:
         raise ValueError(f"unrecognised model spec {spec!r}")
     return MODELS.build(spec["name"], **dict(spec.get("kwargs") or {}))

@@ -40,11 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from prunekit.checkpoint import CheckpointError
     from prunekit.config import ConfigError
-    from prunekit.registry import RegistryError
+    from prunekit.registry import OptionError, RegistryError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, RegistryError, CheckpointError, FileNotFoundError) as exc:
+    except (ConfigError, RegistryError, OptionError, CheckpointError, FileNotFoundError) as exc:
         print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,6 +4,12 @@ A YAML file (``prunekit train --config``) or one expanded grid point (``prunekit
 into a :class:`RunConfig` by :meth:`RunConfig.from_dict`, which rejects unknown fields and bad
 values with one line naming the field (docs/config.md lists every field).
 
+The ``data``, ``model`` and ``loss`` sections are ``{name, **options}``: besides their typed
+fields, every other key is an option of the named builder (``model: {name: wrn-28-4,
+drop_rate: 0.3}``), kept in the section's ``options`` and checked against the builder's
+signature (prunekit/sections.py). Options enter the hashes flattened into their section, so a
+config without options hashes exactly as before options existed.
+
 Method-specific settings live in a top-level section named after the pruner (``d2bc:``,
 ``hydra:``, ``admm:`` ...). Inside it, ``prune:`` and ``finetune:`` override the stage settings for
 that method (HYDRA fine-tunes at lr 0.01, ANAS-P at 1e-4) and every other key is a pruner
@@ -41,12 +47,16 @@ class DataConfig:
     augment: bool | None = None         #: None: the dataset's default (crop+flip for CIFAR-like)
     batch_size: int = 128
     num_workers: int = 0
+    #: the dataset builder's own options (every other key of ``data:``)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class ModelConfig:
     name: str = "vgg-small"             #: name in ``prunekit.MODELS``
     width: float = 1.0                  #: channel-width multiplier
+    #: the model builder's own options (every other key of ``model:``)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +66,8 @@ class LossConfig:
     step_size: float | None = None      #: None: eps / 4
     steps: int = 10
     beta: float = 6.0                   #: TRADES / MART regulariser weight (unused by pgd_at)
+    #: the loss builder's own options (every other key of ``loss:``)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -128,7 +140,7 @@ class RunConfig:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        d = _asdict(self)
         methods = d.pop("methods")
         d.update(methods)
         return d
@@ -182,7 +194,7 @@ class RunConfig:
 
     def resolved_for_hash(self) -> dict[str, Any]:
         """Everything that changes the result, with only the chosen method's section."""
-        d = dataclasses.asdict(self)
+        d = _asdict(self)
         d.pop("methods")
         d.pop("name")
         d["method_section"] = self.method_section()
@@ -193,7 +205,7 @@ class RunConfig:
 
     def pretrain_hash(self) -> str:
         """Key of the dense pretraining: shared by every method with the same value."""
-        d = dataclasses.asdict(self)
+        d = _asdict(self)
         keep = {k: d[k] for k in ("seed", "data", "model", "loss", "pretrain", "amp",
                                   "channels_last")}
         return _hash(keep)
@@ -229,15 +241,17 @@ class RunConfig:
             raise ConfigError(f"eval.n_examples must be >= 1 or null, got {self.eval.n_examples}")
         if not check_registries:
             return
-        from prunekit.registry import DATASETS, LOSSES, MODELS, PRUNERS
+        from prunekit.registry import PRUNERS
+        from prunekit.sections import SECTIONS, check_section
 
-        for field_name, reg, value in (("data.dataset", DATASETS, d.dataset),
-                                       ("model.name", MODELS, self.model.name),
-                                       ("loss.name", LOSSES, lo.name),
-                                       ("method", PRUNERS, self.method)):
-            if value not in reg:
-                raise ConfigError(f"{field_name}: unknown {reg.kind} {value!r}; valid: "
-                                  f"{', '.join(reg.names(aliases=True))}")
+        for key in SECTIONS:
+            try:
+                check_section(key, getattr(self, key))
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+        if self.method not in PRUNERS:
+            raise ConfigError(f"method: unknown {PRUNERS.kind} {self.method!r}; valid: "
+                              f"{', '.join(PRUNERS.names(aliases=True))}")
         for name in self.methods:
             if name not in PRUNERS:
                 raise ConfigError(f"unknown pruner section {name!r}; valid: "
@@ -321,10 +335,26 @@ def _is_pruner(name: str) -> bool:
     return name in PRUNERS
 
 
+def _asdict(cfg: "RunConfig") -> dict[str, Any]:
+    """``dataclasses.asdict`` with each section's options flattened into it (hash-stable: no
+    options, no new key)."""
+    d = dataclasses.asdict(cfg)
+    for key in ("data", "model", "loss"):
+        d[key].update(d[key].pop("options"))
+    return d
+
+
 def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
+    if "options" in fields:  # a {name, **options} section: unknown keys are builder options
+        d = dict(d)
+        extra = {k: d.pop(k) for k in list(d) if k not in fields}
+        opts = d.pop("options", None) or {}
+        if not isinstance(opts, Mapping):
+            raise ConfigError(f"config field {prefix + 'options'!r} must be a mapping")
+        d["options"] = {**dict(opts), **extra}
     for key, value in d.items():
         if key not in fields or key == "methods":
             valid = ", ".join(sorted(k for k in fields if k != "methods"))

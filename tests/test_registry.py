@@ -101,3 +101,39 @@ def test_remove_unregisters_name_and_aliases() -> None:
     assert reg.names(aliases=True) == []
     with pytest.raises(RegistryError):
         reg.remove("a")
+
+
+def test_every_family_has_its_entry_point_group() -> None:
+    groups = {name: getattr(prunekit, name).entry_point_group
+              for name in ("MODELS", "DATASETS", "LOSSES", "PRUNERS")}
+    assert groups == {"MODELS": "prunekit.models", "DATASETS": "prunekit.datasets",
+                      "LOSSES": "prunekit.losses", "PRUNERS": "prunekit.pruners"}
+
+
+def test_entry_point_adapter_and_build_checks_options(tmp_path, monkeypatch) -> None:
+    """The adapter hook sees every entry-point object (models wrap plain factories with it);
+    ``build`` rejects an option the builder cannot take with one line, before calling it."""
+    (tmp_path / "widget_pkg.py").write_text("def make(size=1):\n    return ['w'] * size\n")
+    dist = tmp_path / "widget_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: widget-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[test.prunekit.adapted]\nw = widget_pkg:make\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg: Registry = Registry("widget", entry_point_group="test.prunekit.adapted")
+    seen = []
+    reg.adapter = lambda name, obj: seen.append(name) or obj
+    assert reg.build("w", size=2) == ["w", "w"] and seen == ["w"]
+    assert reg.params("w").names == ("size",)
+    with pytest.raises(prunekit.registry.OptionError, match=r"^widget 'w' has no option\(s\) "
+                                                            r"sise; valid: size$"):
+        reg.build("w", sise=2)
+    sys.modules.pop("widget_pkg", None)
+
+
+def test_resolver_names_are_buildable_but_not_listed() -> None:
+    reg: Registry = Registry("widget")
+    reg.resolver = lambda name: (lambda: name.upper()) if name.startswith("x:") else None
+    reg.resolver_hint = "; or x:<anything>"
+    assert "x:a" in reg and reg.build("x:a") == "X:A" and reg.names() == []
+    with pytest.raises(RegistryError, match="or x:<anything>"):
+        reg.build("y:a")

@@ -50,17 +50,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--allow-import", action="store_true",
+                   help="let the checkpoint import its model factory (a package.module:factory "
+                        "model runs that module's code)")
     p.set_defaults(func=run)
     return p
 
 
-def _load(path: str, device: str) -> tuple[Any, dict[str, Any]]:
+def _load(path: str, device: str, allow_import: bool = False) -> tuple[Any, dict[str, Any]]:
     from prunekit.checkpoint import load_model
 
     if not Path(path).exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     loc = "cpu" if device == "auto" else device
-    out = load_model(path, map_location=loc)
+    out = load_model(path, map_location=loc, allow_import=allow_import)
     if isinstance(out, tuple):  # (model, meta) form
         model, meta = out[0], dict(out[1] or {})
     else:
@@ -89,12 +92,14 @@ def run(args: argparse.Namespace) -> int:
         _check_examples_target(args.examples)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, meta = _load(args.checkpoint, args.device)
+    model, meta = _load(args.checkpoint, args.device, args.allow_import)
     dataset = args.dataset or meta.get("dataset")
     if not dataset:
         raise ConfigError("--dataset is required (the checkpoint does not name its dataset); "
                           f"valid: {', '.join(DATASETS.names())}")
-    data = DATASETS.build(dataset, root=args.root, split="test")
+    # a run's model file records its dataset's options (e.g. synthetic's input_shape)
+    options = dict(meta.get("dataset_options") or {}) if not args.dataset else {}
+    data = DATASETS.build(dataset, root=args.root, split="test", **options)
     spec = getattr(data, "spec", None)
     eps = args.eps if args.eps is not None else meta.get("eps", getattr(spec, "eps", None))
     if eps is None:

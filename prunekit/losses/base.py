@@ -26,6 +26,12 @@ class AdvLoss(abc.ABC):
     (``loss``, ``clean_acc``, ``adv_acc``; accuracies in [0, 1] on this batch). The inner attack
     runs with the model in eval mode and in fp32 (no autocast); the outer loss runs in whatever
     mode the caller had (``model.train()`` in training) and every module's mode is restored.
+
+    A subclass writes two methods: :meth:`attack` (the inner maximisation) and :meth:`outer`
+    (the objective on given clean and adversarial batches); ``loss(model, x, y)`` is
+    ``outer(model, x, attack(model, x, y), y)`` and :meth:`clean` is its clean counterpart
+    ``outer(model, x, x, y)``. The contract tests (tests/test_loss_contract.py) check, for every
+    registered loss, that at ``eps = 0`` the two agree and that module modes are restored.
     """
 
     registry_name: str = ""
@@ -43,13 +49,24 @@ class AdvLoss(abc.ABC):
         self.steps = int(steps)
         self.beta = float(beta)
 
-    @abc.abstractmethod
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
         """Loss on the batch ``(x, y)`` (differentiable w.r.t. the model's parameters)."""
+        return self.outer(model, x, self.attack(model, x, y), y)
 
+    def clean(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The clean counterpart: the outer objective with no perturbation (``x_adv = x``)."""
+        return self.outer(model, x, x.detach(), y)
+
+    @abc.abstractmethod
     def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """The inner maximisation alone (adversarial batch, detached)."""
-        raise NotImplementedError
+        """The inner maximisation alone (adversarial batch, detached; the caller's module modes
+        restored)."""
+
+    @abc.abstractmethod
+    def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
+              y: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """The outer objective on the clean batch ``x`` and its adversarial version ``x_adv``,
+        in the caller's mode."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(eps={self.eps:.5g}, step_size={self.step_size:.5g}, "

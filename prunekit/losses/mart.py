@@ -50,8 +50,8 @@ class MART(AdvLoss):
         # the official code ascends the batch-mean CE: same sign of the gradient as the sum
         return official_start_attack(model, x, y, self._pgd())
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        x_adv = self.attack(model, x, y)
+    def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
+              y: Tensor) -> tuple[Tensor, dict[str, float]]:
         logits = model(x)
         adv_logits = model(x_adv)
         with fp32(x):

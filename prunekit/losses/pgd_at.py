@@ -27,8 +27,8 @@ class PGDAT(AdvLoss):
     def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         return PGD(self.eps, self.step_size, self.steps, start="uniform")(model, x, y)
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        x_adv = self.attack(model, x, y)
+    def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
+              y: Tensor) -> tuple[Tensor, dict[str, float]]:
         with eval_mode(model), torch.no_grad():
             clean_logits = model(x)
         adv_logits = model(x_adv)

@@ -55,8 +55,8 @@ class TRADES(AdvLoss):
         # the official code recomputes softmax(f(x)) in eval mode at every step: same value
         return official_start_attack(model, x, nat_probs, self._pgd())
 
-    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        x_adv = self.attack(model, x, y)
+    def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
+              y: Tensor) -> tuple[Tensor, dict[str, float]]:
         logits = model(x)
         adv_logits = model(x_adv)
         nat_logits = model(x)  # the official KL target: a second clean forward (see docstring)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Normalize", "scale_width", "set_spec", "model_spec", "check_extra_kwargs"]
+__all__ = ["Normalize", "scale_width", "set_spec", "model_spec"]
 
 
 class Normalize(nn.Module):
@@ -58,15 +58,6 @@ def scale_width(channels: int, width: float) -> int:
     if width <= 0:
         raise ValueError(f"width must be > 0, got {width}")
     return max(1, int(math.floor(channels * width + 0.5)))
-
-
-def check_extra_kwargs(name: str, kw: dict[str, Any], allowed: Sequence[str] = ()) -> None:
-    """Reject unknown builder keyword arguments with one line naming the accepted ones."""
-    bad = sorted(set(kw) - set(allowed))
-    if bad:
-        valid = ", ".join(["num_classes", "in_channels", "width", "mean", "std", *allowed])
-        raise ValueError(f"model {name!r} got unknown argument(s) {', '.join(bad)}; "
-                         f"valid: {valid}")
 
 
 def set_spec(model: nn.Module, name: str, num_classes: int, in_channels: int, width: float,

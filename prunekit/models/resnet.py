@@ -9,11 +9,11 @@ torch-pruning's DependencyGraph couples the conv2/shortcut channels of a stage i
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from torch import Tensor, nn
 
-from prunekit.models.common import Normalize, check_extra_kwargs, scale_width, set_spec
+from prunekit.models.common import Normalize, scale_width, set_spec
 from prunekit.models.vgg import _init
 from prunekit.registry import MODELS
 
@@ -81,10 +81,8 @@ class ResNet(nn.Module):
 
 @MODELS.register("resnet18")
 def resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-             mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-             **kw: Any) -> ResNet:
+             mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ResNet:
     """CIFAR ResNet-18 (BasicBlock [2, 2, 2, 2], 64-512 channels); 556 M MACs on 3x32x32."""
-    check_extra_kwargs("resnet18", kw)
     ws = [scale_width(c, width) for c in (64, 128, 256, 512)]
     model = ResNet(ws[0], ws, [2, 2, 2, 2], [1, 2, 2, 2], num_classes, in_channels, mean, std)
     return set_spec(model, "resnet18", num_classes, in_channels, width, mean, std)  # type: ignore
@@ -92,12 +90,10 @@ def resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
 
 @MODELS.register("resnet-small", aliases=("resnet_small",))
 def resnet_small(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 **kw: Any) -> ResNet:
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> ResNet:
     """CPU-scale ResNet: stem 12, stages 12/24/48 with 2 BasicBlocks each, all stages stride 2
     (the first block of each stage has a 1x1-conv shortcut, the second an identity one, so
     residual groups exist); ~3.3 M MACs on 1x28x28."""
-    check_extra_kwargs("resnet-small", kw)
     ws = [scale_width(c, width) for c in (12, 12, 24, 48)]
     model = ResNet(ws[0], ws[1:], [2, 2, 2], [2, 2, 2], num_classes, in_channels, mean, std)
     return set_spec(model, "resnet-small", num_classes, in_channels, width, mean, std)  # type: ignore

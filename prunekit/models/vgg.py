@@ -14,11 +14,11 @@ Deliberate choices (docs/data-and-models.md):
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from torch import Tensor, nn
 
-from prunekit.models.common import Normalize, check_extra_kwargs, scale_width, set_spec
+from prunekit.models.common import Normalize, scale_width, set_spec
 from prunekit.registry import MODELS
 
 __all__ = ["VGG", "VGG_CFGS", "vgg11", "vgg16", "vgg_small"]
@@ -73,9 +73,7 @@ def _init(model: nn.Module) -> None:
 
 
 def _build(name: str, num_classes: int, in_channels: int, width: float,
-           mean: Sequence[float] | None, std: Sequence[float] | None,
-           kw: dict[str, Any]) -> VGG:
-    check_extra_kwargs(name, kw)
+           mean: Sequence[float] | None, std: Sequence[float] | None) -> VGG:
     cfg = [v if v == "M" else scale_width(int(v), width) for v in VGG_CFGS[name]]
     model = VGG(cfg, num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
     return set_spec(model, name, num_classes, in_channels, width, mean, std)  # type: ignore
@@ -83,23 +81,20 @@ def _build(name: str, num_classes: int, in_channels: int, width: float,
 
 @MODELS.register("vgg16")
 def vgg16(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-          mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-          **kw: Any) -> VGG:
+          mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> VGG:
     """CIFAR VGG-16-BN (13 convs, one linear classifier); 313 M MACs on 3x32x32 at width 1."""
-    return _build("vgg16", num_classes, in_channels, width, mean, std, kw)
+    return _build("vgg16", num_classes, in_channels, width, mean, std)
 
 
 @MODELS.register("vgg11")
 def vgg11(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-          mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-          **kw: Any) -> VGG:
+          mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> VGG:
     """CIFAR VGG-11-BN (8 convs, one linear classifier)."""
-    return _build("vgg11", num_classes, in_channels, width, mean, std, kw)
+    return _build("vgg11", num_classes, in_channels, width, mean, std)
 
 
 @MODELS.register("vgg-small", aliases=("vgg_small",))
 def vgg_small(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-              mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-              **kw: Any) -> VGG:
+              mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> VGG:
     """CPU-scale VGG: convs 16, M, 32, M, 64, 64, M, 128 (+BN+ReLU), global pool, linear."""
-    return _build("vgg-small", num_classes, in_channels, width, mean, std, kw)
+    return _build("vgg-small", num_classes, in_channels, width, mean, std)

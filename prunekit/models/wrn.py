@@ -14,11 +14,11 @@ make masked and compacted models agree. ReLUs are not in-place, the sum is ``out
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from torch import Tensor, nn
 
-from prunekit.models.common import Normalize, check_extra_kwargs, scale_width, set_spec
+from prunekit.models.common import Normalize, scale_width, set_spec
 from prunekit.models.vgg import _init
 from prunekit.registry import MODELS
 
@@ -91,8 +91,7 @@ def wide_resnet(depth: int, widen: int):  # type: ignore[no-untyped-def]
 
     def build(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
               mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-              drop_rate: float = 0.0, **kw: Any) -> WideResNet:
-        check_extra_kwargs(name, kw, ("drop_rate",))
+              drop_rate: float = 0.0) -> WideResNet:
         model = WideResNet(depth, widen, num_classes, in_channels, width, mean, std, drop_rate)
         extra = {"drop_rate": float(drop_rate)} if drop_rate else {}
         return set_spec(model, name, num_classes, in_channels, width, mean, std,  # type: ignore

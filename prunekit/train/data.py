@@ -5,15 +5,13 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from prunekit.registry import DATASETS
+from prunekit.sections import build_dataset
 
 __all__ = ["build_train_set", "build_test_set"]
 
 
 def _build(cfg: Any, split: str, augment: bool | None) -> Dataset:
-    d = cfg.data
-    return DATASETS.build(d.dataset, root=d.root, split=split, augment=augment,
-                          download=d.download)
+    return build_dataset(cfg.data, split, augment)
 
 
 def build_train_set(cfg: Any) -> tuple[Dataset, Any]:

@@ -19,7 +19,8 @@ from torch import nn
 
 from prunekit import checkpoint as ckpt
 from prunekit.config import ConfigError, RunConfig
-from prunekit.registry import LOSSES, MODELS, PRUNERS
+from prunekit.registry import PRUNERS
+from prunekit.sections import build_loss, build_model
 from prunekit.train.data import build_train_set
 from prunekit.train.env import DistEnv, derive_seed, init_distributed, seed_everything, \
     select_device
@@ -93,8 +94,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     loader = build_loader(train_set, max(1, cfg.data.batch_size // world), shuffle=True,
                           seed=cfg.seed, num_workers=cfg.data.num_workers, dist=dist,
                           pin_memory=dev.type == "cuda")
-    loss = LOSSES.build(cfg.loss.name, eps=cfg.loss.eps, step_size=cfg.loss.step_size,
-                        steps=cfg.loss.steps, beta=cfg.loss.beta)
+    loss = build_loss(cfg.loss)
     example_inputs = torch.zeros(1, *spec.input_shape, device=dev)
     common = dict(device=dev, amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
                   dist=dist)
@@ -102,9 +102,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
 
     # 1. dense adversarial pretraining (cached, shared between methods) ------------------------
     seed_everything(derive_seed(cfg.seed, "init"))
-    model = MODELS.build(cfg.model.name, num_classes=spec.num_classes,
-                         in_channels=spec.input_shape[0], width=cfg.model.width,
-                         mean=spec.mean, std=spec.std).to(dev)
+    model = build_model(cfg.model, spec).to(dev)
     pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
         cfg.pretrain_hash()
     records["pretrain"] = _pretrain(model, cfg, loss, loader, pre_dir, dist, common)
@@ -235,7 +233,8 @@ def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
     _atomic_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
     if getattr(model, "prunekit_spec", None) is not None:
         ckpt.save_model(workdir / "model.pt", model,
-                        {"dataset": cfg.data.dataset, "eps": cfg.eps, "model": cfg.model.name,
+                        {"dataset": cfg.data.dataset, "dataset_options": cfg.data.options,
+                         "eps": cfg.eps, "model": cfg.model.name,
                          "method": cfg.method, "sparsity": cfg.sparsity, "loss": cfg.loss.name,
                          "seed": cfg.seed, "config_hash": cfg.config_hash(),
                          "train_seconds": train_seconds, "records": recs},
