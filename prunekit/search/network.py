@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunekit.models.common import Normalize, check_extra_kwargs, scale_width, set_spec
+from prunekit.models.common import Normalize, scale_width, set_spec
 from prunekit.registry import MODELS
 from prunekit.search.genotype import Genotype, genotype_from
 from prunekit.search.ops import FactorizedReduce, ReLUConvBN, build_op, is_identity
@@ -235,21 +235,22 @@ def _numel(kind: str, C_in: int, C: int, reduce: bool) -> int:
 @MODELS.register("darts", aliases=("darts-net",))
 def darts(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
           mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-          **kw: Any) -> DARTSNetwork:
+          genotype: "Genotype | Mapping[str, Any] | str | None" = None, C: int = 36,
+          layers: int = 20, auxiliary: bool = False, image_size: int | Sequence[int] = 32,
+          drop_path_prob: float = 0.0) -> DARTSNetwork:
     """DARTS network from a genotype (default ``darts_v2``); extra arguments ``genotype`` (a
     name in ``prunekit.search.GENOTYPES`` or a JSON genotype), ``C`` (36, scaled by ``width``),
     ``layers`` (20), ``auxiliary`` (false), ``image_size`` (32 or [H, W]), ``drop_path_prob`` (0)."""
-    check_extra_kwargs("darts", kw, ("genotype", "C", "layers", "auxiliary", "image_size",
-                                     "drop_path_prob"))
-    geno = genotype_from(kw.get("genotype"))
-    C = scale_width(int(kw.get("C", 36)), width)
-    layers = int(kw.get("layers", 20))
-    aux = bool(kw.get("auxiliary", False))
-    size = kw.get("image_size", 32)
-    size = int(size) if isinstance(size, (int, float)) else [int(v) for v in size]
-    net = DARTSNetwork(geno, C=C, layers=layers, num_classes=num_classes,
-                       in_channels=in_channels, mean=mean, std=std, auxiliary=aux,
-                       image_size=size, drop_path_prob=float(kw.get("drop_path_prob", 0.0)))
+    geno = genotype_from(genotype)
+    size = int(image_size) if isinstance(image_size, (int, float)) else [int(v) for v in image_size]
+    net = DARTSNetwork(geno, C=scale_width(int(C), width), layers=int(layers),
+                       num_classes=num_classes, in_channels=in_channels, mean=mean, std=std,
+                       auxiliary=bool(auxiliary), image_size=size,
+                       drop_path_prob=float(drop_path_prob))
+    return set_spec(net, "darts", num_classes, in_channels, width, mean, std,  # type: ignore
+                    genotype=geno.to_dict(), C=int(C), layers=int(layers),
+                    auxiliary=bool(auxiliary), image_size=size,
+                    drop_path_prob=float(drop_path_prob))
     return set_spec(net, "darts", num_classes, in_channels, width, mean, std,  # type: ignore
                     genotype=geno.to_dict(), C=int(kw.get("C", 36)), layers=layers,
                     auxiliary=aux, image_size=size,
