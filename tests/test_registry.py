@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 import prunekit
+from plugin_util import fake_dist
 from prunekit.registry import Registry, RegistryError
 
 
@@ -71,10 +72,8 @@ def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch) -> None:
         def make():
             return "built by plug-in"
     """))
-    dist = tmp_path / "my_plugin_pkg-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin-pkg\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[test.prunekit.widgets]\nmy-widget = my_plugin_pkg:make\n")
+    fake_dist(tmp_path, "my-plugin-pkg",
+              {"test.prunekit.widgets": {"my-widget": "my_plugin_pkg:make"}})
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry = Registry("widget", entry_point_group="test.prunekit.widgets")
     assert "my-widget" in reg.names()
@@ -83,10 +82,7 @@ def test_entry_point_plugins_are_discovered(tmp_path, monkeypatch) -> None:
 
 
 def test_broken_plugin_does_not_break_registry(tmp_path, monkeypatch, caplog) -> None:
-    dist = tmp_path / "broken-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[test.prunekit.broken]\nbad = no_such_module:thing\n")
+    fake_dist(tmp_path, "broken", {"test.prunekit.broken": {"bad": "no_such_module:thing"}})
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry = Registry("widget", entry_point_group="test.prunekit.broken")
     reg.add("ok", lambda: 1)
@@ -114,10 +110,7 @@ def test_entry_point_adapter_and_build_checks_options(tmp_path, monkeypatch) -> 
     """The adapter hook sees every entry-point object (models wrap plain factories with it);
     ``build`` rejects an option the builder cannot take with one line, before calling it."""
     (tmp_path / "widget_pkg.py").write_text("def make(size=1):\n    return ['w'] * size\n")
-    dist = tmp_path / "widget_pkg-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: widget-pkg\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[test.prunekit.adapted]\nw = widget_pkg:make\n")
+    fake_dist(tmp_path, "widget-pkg", {"test.prunekit.adapted": {"w": "widget_pkg:make"}})
     monkeypatch.syspath_prepend(str(tmp_path))
     reg: Registry = Registry("widget", entry_point_group="test.prunekit.adapted")
     seen = []
