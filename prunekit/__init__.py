@@ -10,7 +10,8 @@ import logging
 
 __version__ = "0.1.0"
 
-from prunekit.registry import ATTACKS, DATASETS, LOSSES, MODELS, PRUNERS, Registry, RegistryError
+from prunekit.registry import ATTACKS, DATASETS, LOSSES, MODELS, PRUNERS, SEARCHERS, Registry, \
+    RegistryError
 
 # Built-in entries register themselves on import; import them explicitly (no wildcard magic).
 from prunekit import data as data  # noqa: E402
@@ -25,6 +26,6 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "__version__", "Registry", "RegistryError", "MODELS", "DATASETS", "LOSSES", "PRUNERS",
-    "ATTACKS", "RobustnessEvaluator", "EvalResult", "data", "models", "losses", "attacks",
+    "SEARCHERS", "ATTACKS", "RobustnessEvaluator", "EvalResult", "data", "models", "losses", "attacks",
     "pruning", "search",
 ]

@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 __all__ = ["Registry", "RegistryError", "OptionError", "Params", "builder_params", "MODELS",
-           "DATASETS", "LOSSES", "ATTACKS", "PRUNERS"]
+           "DATASETS", "LOSSES", "ATTACKS", "PRUNERS", "SEARCHERS"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -268,3 +268,6 @@ DATASETS: Registry = Registry("dataset", entry_point_group="prunekit.datasets")
 LOSSES: Registry = Registry("loss", entry_point_group="prunekit.losses")
 ATTACKS: Registry = Registry("attack")
 PRUNERS: Registry = Registry("pruner", entry_point_group="prunekit.pruners")
+#: architecture-search methods (prunekit.search.Searcher), e.g. lrnas; plug-ins arrive through
+#: the ``prunekit.searchers`` entry-point group exactly as pruners do
+SEARCHERS: Registry = Registry("searcher", entry_point_group="prunekit.searchers")

@@ -1,11 +1,12 @@
-"""``prunekit list``: the registered models, datasets, losses, pruners and attacks."""
+"""``prunekit list``: the registered models, datasets, losses, pruners, searchers and attacks."""
 from __future__ import annotations
 
 import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("list", help="list registered models, datasets, losses, pruners, attacks")
+    p = sub.add_parser("list", help="list registered models, datasets, losses, pruners, "
+                                    "searchers, attacks")
     p.set_defaults(func=run)
     return p
 
@@ -15,6 +16,6 @@ def run(args: argparse.Namespace) -> int:
 
     for title, reg in (("models", prunekit.MODELS), ("datasets", prunekit.DATASETS),
                        ("losses", prunekit.LOSSES), ("pruners", prunekit.PRUNERS),
-                       ("attacks", prunekit.ATTACKS)):
+                       ("searchers", prunekit.SEARCHERS), ("attacks", prunekit.ATTACKS)):
         print(f"{title:9s} {', '.join(reg.names(aliases=True))}")
     return 0

@@ -1,0 +1,212 @@
+"""The Searcher lifecycle every architecture-search method implements (docs/search.md).
+
+A searcher finds an architecture on training data, scores it on validation data and selects a
+final network under a budget; the pipeline then trains that network adversarially from scratch
+and evaluates it like every pruned model::
+
+    searcher = SEARCHERS.build("lrnas", budget=2.0e6, **hparams)   # validates hyperparameters
+    searcher.check_budget(spec)              # one-line error below the smallest network
+    train, valid = searcher.split(train_set)
+    result = searcher.run(train, valid, spec, workdir=..., seed=0, eps=8/255)
+    result.genotype      # plain JSON (dict / list / str / number)
+    result.model         # the final network built from it (fresh initialisation)
+    searcher.summary()   # {"genotype": ..., "budget": ..., "params": ..., ...} -> CSV
+
+``run`` resumes a killed search from the searcher's per-epoch checkpoint in ``workdir`` and
+returns the stored result of a finished one; ``build(genotype, spec)`` rebuilds the same network
+from the JSON genotype alone (same state_dict keys and shapes).
+"""
+from __future__ import annotations
+
+import abc
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from prunekit.data.splits import SpecSubset
+
+__all__ = ["Searcher", "SearchResult", "derived_seed"]
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+def derived_seed(seed: int, *parts: int | str) -> int:
+    """A 63-bit seed that is a pure function of ``(seed, *parts)`` (NumPy's SeedSequence)."""
+    ints = [int(seed) % 2**63] + [int(p) if isinstance(p, int) else
+                                  int.from_bytes(str(p).encode()[:8].ljust(8, b"\0"), "little")
+                                  for p in parts]
+    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0]) & (2**63 - 1)
+
+
+@dataclass
+class SearchResult:
+    """What a search produced: the genotype (plain JSON), the final network built from it, its
+    parameter count by the searcher's budget convention, the budget and the per-epoch history."""
+
+    genotype: Any
+    model: nn.Module
+    params: int
+    budget: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Searcher(abc.ABC):
+    """Base class of every architecture-search method.
+
+    Subclasses validate their hyperparameters in ``__init__`` (one-line ``ValueError`` naming the
+    parameter), and implement :meth:`search`, :meth:`build`, :meth:`count` and
+    :meth:`smallest`. Register with ``@SEARCHERS.register("name")`` or the
+    ``prunekit.searchers`` entry-point group; tests/test_search_contract.py then checks it.
+    """
+
+    #: what a CSV row's ``granularity`` says for every searcher
+    granularity: ClassVar[str] = "architecture"
+    #: what ``budget`` limits (the CSV column ``sparsity_target``): "params" of the final network
+    sparsity_target: ClassVar[str] = "params"
+    registry_name: ClassVar[str] = ""
+    #: hyperparameters / budget that make the contract tests' searches take a second or two
+    contract_hparams: ClassVar[dict[str, Any]] = {}
+    contract_budget: ClassVar[float] = 0.0
+    #: fraction of the training set that trains the weights (the rest scores the architecture)
+    train_portion: float = 0.5
+
+    def __init__(self, budget: float, **hparams: Any) -> None:
+        if hparams:
+            raise TypeError(f"{type(self).__name__}: unknown hyperparameter(s) "
+                            f"{', '.join(sorted(hparams))}")
+        try:
+            budget = float(budget)
+        except (TypeError, ValueError):
+            raise ValueError(f"budget must be a number of parameters, got {budget!r}") from None
+        if not budget >= 0 or budget == float("inf"):
+            raise ValueError(f"budget must be a finite number of parameters >= 0, got {budget:g}")
+        self.budget = budget
+        self._result: SearchResult | None = None
+
+    # -- what a method implements -------------------------------------------------------------
+    @abc.abstractmethod
+    def search(self, train: Dataset, valid: Dataset, spec: Any, *, seed: int = 0,
+               device: str | torch.device = "cpu", workdir: str | os.PathLike | None = None,
+               eps: float | None = None,
+               on_epoch_end: Callable[[int], None] | None = None) -> tuple[Any, list[dict]]:
+        """Search; return ``(genotype as plain JSON, per-epoch history)``. With ``workdir``,
+        checkpoint every epoch there and resume from it. ``eps`` is the run's attack radius."""
+
+    @abc.abstractmethod
+    def build(self, genotype: Any, spec: Any) -> nn.Module:
+        """The final network of ``genotype`` for a dataset with DataSpec ``spec``."""
+
+    @abc.abstractmethod
+    def count(self, genotype: Any, spec: Any) -> int:
+        """Parameters of the final network of ``genotype``, as the budget counts them."""
+
+    @abc.abstractmethod
+    def smallest(self, spec: Any) -> Any:
+        """The genotype of the smallest network the search can return."""
+
+    # -- shared behaviour ---------------------------------------------------------------------
+    def min_budget(self, spec: Any) -> int:
+        """Parameters of the smallest possible network."""
+        return self.count(self.smallest(spec), spec)
+
+    def check_budget(self, spec: Any) -> None:
+        """Raise a one-line ``ValueError`` if no network fits the budget (before any training)."""
+        low = self.min_budget(spec)
+        if self.budget < low:
+            raise ValueError(f"{self.registry_name or type(self).__name__}: budget "
+                             f"{self.budget:.6g} parameters is below the smallest possible "
+                             f"network ({low} parameters for {spec.name}); raise the budget")
+
+    def split(self, dataset: Dataset) -> tuple[Dataset, Dataset]:
+        """First ``train_portion`` of the examples trains the weights, the rest is for scoring
+        (the official split is by index, not shuffled)."""
+        n = len(dataset)  # type: ignore[arg-type]
+        cut = int(np.floor(self.train_portion * n))
+        if cut < 1 or cut >= n:
+            raise ValueError(f"train_portion {self.train_portion} leaves an empty split of "
+                             f"{n} examples")
+        return SpecSubset(dataset, range(cut)), SpecSubset(dataset, range(cut, n))
+
+    def run(self, train: Dataset, valid: Dataset, spec: Any, *, seed: int = 0,
+            device: str | torch.device = "cpu", workdir: str | os.PathLike | None = None,
+            eps: float | None = None,
+            on_epoch_end: Callable[[int], None] | None = None) -> SearchResult:
+        """:meth:`search` (resumed from ``workdir``; a finished search is read back from
+        ``workdir/result.json``), then :meth:`build` with a seeded initialisation."""
+        done = Path(workdir) / RESULT_FILE if workdir is not None else None
+        t0 = time.perf_counter()
+        if done is not None and done.exists():
+            stored = json.loads(done.read_text())
+            genotype, history = stored["genotype"], stored["history"]
+            log.info("%s: using the finished search in %s", self.registry_name, done)
+        else:
+            genotype, history = self.search(train, valid, spec, seed=seed, device=device,
+                                            workdir=workdir, eps=eps, on_epoch_end=on_epoch_end)
+            genotype = json.loads(json.dumps(genotype))  # plain JSON, as stored
+            if done is not None:
+                _atomic_text(done, json.dumps({"genotype": genotype, "history": history},
+                                              indent=1))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(seed, "final-init"))
+            model = self.build(genotype, spec)
+        seconds = float(sum(r.get("seconds", 0.0) for r in history)) or time.perf_counter() - t0
+        self._result = SearchResult(genotype=genotype, model=model,
+                                    params=self.count(genotype, spec), budget=self.budget,
+                                    history=list(history), seconds=seconds)
+        return self._result
+
+    @property
+    def result(self) -> SearchResult | None:
+        """The last :meth:`run` result."""
+        return self._result
+
+    def summary(self) -> dict[str, Any]:
+        """Plain-JSON facts for the CSV column ``method_summary``: the genotype, the budget, the
+        measured parameters (empty before :meth:`run`)."""
+        r = self._result
+        if r is None:
+            return {}
+        return {"genotype": r.genotype, "budget": self.budget, "budget_kind": self.sparsity_target,
+                "params": int(r.params), "within_budget": bool(r.params <= self.budget),
+                "search_epochs": len(r.history), "search_seconds": round(r.seconds, 3)}
+
+    def hparams(self) -> dict[str, Any]:
+        """Hyperparameters as plain values (for logs and provenance)."""
+        out = {}
+        for k, v in vars(self).items():
+            if k.startswith("_"):
+                continue
+            if isinstance(v, tuple):
+                v = list(v)
+            if isinstance(v, (int, float, str, bool, type(None), list)):
+                out[k] = v
+        return out
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
+        return f"{type(self).__name__}({args})"
+
+    @staticmethod
+    def _check(cond: bool, message: str) -> None:
+        """Raise ``ValueError(message)`` unless ``cond`` (one-line hyperparameter errors)."""
+        if not cond:
+            raise ValueError(message)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
