@@ -116,6 +116,12 @@ class Searcher(abc.ABC):
     def smallest(self, spec: Any) -> Any:
         """The genotype of the smallest network the search can return."""
 
+    def train_options(self) -> dict[str, Any]:
+        """How the pipeline trains the found network: ``grad_clip`` (max gradient norm or
+        None), ``auxiliary_weight`` (weight of the auxiliary head's loss, 0 = none) and
+        ``drop_path_prob`` (final drop-path rate, linearly increased over the epochs)."""
+        return {"grad_clip": None, "auxiliary_weight": 0.0, "drop_path_prob": 0.0}
+
     # -- shared behaviour ---------------------------------------------------------------------
     def min_budget(self, spec: Any) -> int:
         """Parameters of the smallest possible network."""
