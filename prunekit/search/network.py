@@ -251,7 +251,3 @@ def darts(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
                     genotype=geno.to_dict(), C=int(C), layers=int(layers),
                     auxiliary=bool(auxiliary), image_size=size,
                     drop_path_prob=float(drop_path_prob))
-    return set_spec(net, "darts", num_classes, in_channels, width, mean, std,  # type: ignore
-                    genotype=geno.to_dict(), C=int(kw.get("C", 36)), layers=layers,
-                    auxiliary=aux, image_size=size,
-                    drop_path_prob=float(kw.get("drop_path_prob", 0.0)))
