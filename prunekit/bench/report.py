@@ -1,11 +1,18 @@
-"""Paper-style tables from ``results.csv`` (Markdown or LaTeX) plus plots (bench/plots.py).
+"""``prunekit report``: tables with 95 % intervals, paired comparisons, equal-cost views, plots.
 
-Tables (one set per dataset x model): rows ``loss x method`` (a grid ``variant`` such as
-``d2bc.thres=0.2`` is appended to the method label), columns ``sparsity x {clean, PGD, APGD, AA}``
-in percent; cells are ``mean ± std`` (sample std, ddof=1) when a cell has more than one run
-(seeds or folds), else the single value. Dense runs (sparsity 0) appear once per loss, in the
-``0%`` column. A second table gives measured weight sparsity, MACs reduction and parameter count
-per cell; failed runs are listed separately with their one-line errors.
+One set of tables per (dataset, model, eps) -- runs at different eps are never averaged:
+
+1. **accuracy**: one row per loss x method x variant x target sparsity, with what the sparsity
+   targets and the measured costs beside it (MACs, MACs reduction, parameters, non-zero
+   parameter reduction), then clean, every attack that ran (labelled by what ran) and the
+   per-example worst case, each with its 95 % interval (prunekit.bench.cells);
+2. **paired comparisons** against a reference method (``versus``, default ``dense``): difference
+   in points, paired-bootstrap interval, Holm-corrected exact McNemar p (prunekit.bench.compare),
+   and the computed reading (prunekit.bench.reading);
+3. **equal cost**: robust accuracy of each method at common measured MACs and at common
+   non-zero parameter counts (prunekit.bench.equalcost).
+
+Failed runs are listed with their one-line errors. With ``plots_dir``: prunekit.bench.plots.
 """
 from __future__ import annotations
 
@@ -13,219 +20,248 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Sequence
 
 import pandas as pd
 
-__all__ = ["Report", "report", "load_results", "accuracy_table", "efficiency_table", "render",
-           "ACC_METRICS", "summary_line"]
+from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_names, prepare, \
+    summarize
+from prunekit.bench.compare import Comparison, compare, pick_reference
+from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
+from prunekit.bench.labels import CLEAN, WORST, attack_caveat, attack_label, method_label
+from prunekit.bench.plots import make_plots
+from prunekit.bench.reading import reading
+from prunekit.bench.stats import Interval
+from prunekit.bench.tables import (MISSING, fmt_acc, fmt_count, fmt_diff, fmt_p, fmt_pct,
+                                   fmt_ratio, render)
+from prunekit.config import ConfigError
+
+__all__ = ["Report", "report", "load_results", "accuracy_table", "comparison_table",
+           "equal_cost_table", "render", "summary_line", "DEFAULT_METRICS"]
 
 log = logging.getLogger(__name__)
 
-#: result column -> table label
-ACC_METRICS: dict[str, str] = {"clean_acc": "clean", "pgd_acc": "PGD", "apgd_acc": "APGD",
-                               "aa_acc": "AA"}
-EFF_METRICS: dict[str, str] = {"weight_sparsity": "W-sparsity %", "macs_reduction": "MACs red. %",
-                               "params": "params"}
-_CELL_KEYS = ["dataset", "model", "loss", "method", "variant", "target_sparsity"]
-_NUMERIC = ["target_sparsity", "weight_sparsity", "macs_reduction", "params", "macs", "eps",
-            "n_eval", "clean_acc", "pgd_acc", "apgd_acc", "aa_acc", "worst_acc", "train_s",
-            "eval_s"]
+#: metrics compared against the reference by default
+DEFAULT_METRICS = (CLEAN, WORST)
+_COST_AXES = {"rel_macs": "MACs", "rel_params": "non-zero params"}
 
 
 @dataclass
 class Report:
-    """The rendered report: display tables by name, the full text, plot files, failed runs."""
+    """The rendered report: tables by name, the full text, the computed readings (one per
+    table group), comparisons by group, plot files, failed runs."""
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     text: str = ""
+    readings: dict[str, str] = field(default_factory=dict)
+    comparisons: dict[str, list[Comparison]] = field(default_factory=dict)
     plots: list[Path] = field(default_factory=list)
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     n_ok: int = 0
 
 
-def load_results(csv_path: str | Path) -> pd.DataFrame:
-    """Read a results CSV (under its lock, via :class:`ResultsStore`) into a typed frame."""
-    from prunekit.bench.store import ResultsStore
-
-    path = Path(csv_path)
-    if not path.exists():
-        raise FileNotFoundError(f"results file not found: {path}")
-    rows = ResultsStore(path).rows()
-    from prunekit.bench.store import COLUMNS
-
-    df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for c in _NUMERIC:
-        df[c] = pd.to_numeric(df[c], errors="coerce")
-    df["variant"] = df["variant"].fillna("")
-    return df
+def _meta(ok: pd.DataFrame, name: str) -> dict:
+    for pe in ok["_pe"]:
+        if pe is not None and pe.attack_meta(name):
+            return pe.attack_meta(name)
+    return {}
 
 
-# -- aggregation ---------------------------------------------------------------------------------
-def _fmt(mean: float, std: float, n: int, scale: float, digits: int) -> str:
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "–"
-    s = f"{mean * scale:.{digits}f}"
-    if n > 1 and std is not None and not math.isnan(std):
-        s += f" ± {std * scale:.{digits}f}"
-    return s
+def _sparsity(sp: float, target: str) -> str:
+    return f"{100 * sp:g}%" + (f" {target}" if target and target != "none" else "")
 
 
-def _sp_label(sp: float) -> str:
-    return f"{sp * 100:g}%"
+def accuracy_table(cells: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
+    """Rows = cells, costs beside the sparsity, then every metric's ``mean [95 % interval]``."""
+    rows = []
+    for c in cells.to_dict("records"):
+        rec = {"loss": c["loss"], "method": c["label"],
+               "sparsity": _sparsity(c["target_sparsity"], c["sp_target"]),
+               "MACs": fmt_count(c["macs"]), "MACs red. %": fmt_pct(c["macs_reduction"]),
+               "params": fmt_count(c["params"]), "params red. %": fmt_pct(c["params_reduction"]),
+               "runs": str(c["runs"])}
+        for m, lab in labels.items():
+            rec[f"{lab} %"] = fmt_acc(c.get(f"acc:{m}"))
+        rows.append(rec)
+    return pd.DataFrame(rows)
 
 
-def _method_label(method: str, variant: str) -> str:
-    return f"{method} ({variant})" if variant else method
+def comparison_table(comps: Sequence[Comparison], labels: dict[str, str]) -> pd.DataFrame:
+    """One row per compared cell: cost ratios to the reference, then per metric the difference
+    (points, bootstrap interval; ``*`` significant) and the Holm-adjusted McNemar p."""
+    rows: dict[tuple, dict[str, str]] = {}
+    for c in comps:
+        rec = rows.setdefault((c.loss, c.method, c.variant, c.sparsity), {
+            "loss": c.loss, "method": method_label(c.method, c.variant),
+            "sparsity": f"{100 * c.sparsity:g}%", "MACs ×ref": fmt_ratio(c.macs_ratio),
+            "params ×ref": fmt_ratio(c.params_ratio), "seeds": str(c.seeds or MISSING),
+            "examples": str(c.n or MISSING), "note": ""})
+        lab = labels.get(c.metric, c.metric)
+        rec[f"Δ {lab} (points)"] = fmt_diff(c.diff, c.seed_t, c.significant)
+        rec[f"p {lab} (Holm)"] = fmt_p(c.p_holm)
+        if c.note and c.note not in rec["note"]:
+            rec["note"] = "; ".join(x for x in (rec["note"], c.note) if x)
+    table = pd.DataFrame(list(rows.values()))
+    if not table.empty and (table["note"] == "").all():
+        table = table.drop(columns="note")
+    return table
 
 
-def _wide(df: pd.DataFrame, metrics: dict[str, str], scales: dict[str, float],
-          digits: dict[str, int]) -> pd.DataFrame:
-    """Rows (loss, method), columns (sparsity, metric label), cells 'mean ± std'."""
-    present = [m for m in metrics if df[m].notna().any()]
-    if not present or df.empty:
-        return pd.DataFrame()
-    g = df.groupby(_CELL_KEYS, dropna=False, sort=False)
-    agg = g[present].agg(["mean", "std", "count"])
-    methods_order = _method_order(df)
-    cells: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
-    sparsities = sorted(df["target_sparsity"].dropna().unique())
-    for key, rec in agg.iterrows():
-        _, _, loss, method, variant, sp = key
-        row = cells.setdefault((loss, _method_label(method, variant)), {})
-        for m in present:
-            row[(_sp_label(sp), metrics[m])] = _fmt(rec[(m, "mean")], rec[(m, "std")],
-                                                     int(rec[(m, "count")]), scales.get(m, 1.0),
-                                                     digits.get(m, 2))
-    cols = pd.MultiIndex.from_tuples([(_sp_label(sp), metrics[m]) for sp in sparsities
-                                      for m in present], names=["sparsity", "metric"])
-    index = sorted(cells, key=lambda k: (_first_seen(df["loss"], k[0]),
-                                          methods_order.get(k[1].split(" (")[0], 99), k[1]))
-    out = pd.DataFrame([[cells[i].get(c, "") for c in cols] for i in index], columns=cols,
-                       index=pd.MultiIndex.from_tuples(index, names=["loss", "method"]))
-    # drop sparsity groups that are empty in every row
-    keep = [c for c in cols if (out[c] != "").any()]
-    return out[keep]
+def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.DataFrame, str]:
+    """Accuracy on ``metric`` of every method at the common measured costs of ``axis``
+    (``rel_macs`` / ``rel_params``), with a notes line; empty if no two methods share a cost."""
+    curves, merged, missing = {}, [], []
+    for label, g in cells.groupby("label", sort=False):
+        pts = [CostPoint(r[axis], iv.mean, iv.lo, iv.hi) for r in g.to_dict("records")
+               if (iv := r.get(f"acc:{metric}")) is not None]
+        cv = curve(pts)
+        if cv is None:
+            missing.append(label)
+            continue
+        curves[label] = cv
+        if len(cv.points) < len(pts):
+            merged.append(label)
+    costs = common_costs(list(curves.values()))
+    absolute = dense_cost(cells, axis)
+    rows = []
+    for cost in costs:
+        rec = {f"{_COST_AXES[axis]} (of dense)": f"{100 * cost:.3g}%"
+                                                  + (f" ({fmt_count(cost * absolute)})"
+                                                     if not math.isnan(absolute) else "")}
+        for label, cv in curves.items():
+            hit = at_cost(cv, cost)
+            rec[label] = "" if hit is None else fmt_acc(Interval(hit[0].acc, hit[0].lo,
+                                                                 hit[0].hi), approx=not hit[1])
+        rows.append(rec)
+    notes = []
+    if merged:
+        notes.append(f"Several models at one {_COST_AXES[axis]} cost, the most accurate shown: "
+                     f"{', '.join(merged)}.")
+    if missing:
+        notes.append(f"No measured {_COST_AXES[axis]} cost: {', '.join(missing)} (masked "
+                     f"models' non-zero parameters are recorded from results schema v2 on).")
+    return pd.DataFrame(rows), " ".join(notes)
 
 
-def _first_seen(series: pd.Series, value: Any) -> int:
-    vals = list(dict.fromkeys(series.tolist()))
-    return vals.index(value) if value in vals else len(vals)
-
-
-def _method_order(df: pd.DataFrame) -> dict[str, int]:
-    pref = ["dense", "d2bc", "anas-p", "hydra", "hydra-channel", "admm"]
-    order = {m: i for i, m in enumerate(pref)}
-    for m in dict.fromkeys(df["method"].tolist()):
-        order.setdefault(m, len(order))
-    return order
-
-
-def accuracy_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Clean / PGD / APGD / AA accuracy (percent) of the ``ok`` rows of ``df``."""
-    return _wide(df, ACC_METRICS, {m: 100.0 for m in ACC_METRICS}, {m: 2 for m in ACC_METRICS})
-
-
-def efficiency_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Measured weight sparsity (%), MACs reduction (%) and parameter count."""
-    return _wide(df, EFF_METRICS, {"weight_sparsity": 100.0, "macs_reduction": 100.0,
-                                   "params": 1.0}, {"weight_sparsity": 1, "macs_reduction": 1,
-                                                    "params": 0})
-
-
-# -- rendering -------------------------------------------------------------------------------------
-def _md(table: pd.DataFrame) -> str:
-    heads = list(table.index.names) + [f"{sp} {m}" for sp, m in table.columns]
-    lines = ["| " + " | ".join(heads) + " |",
-             "|" + "|".join(["---"] * len(table.index.names) + ["---:"] * len(table.columns)) + "|"]
-    for idx, rec in table.iterrows():
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        lines.append("| " + " | ".join([str(i) for i in idx] + [str(v) for v in rec]) + " |")
+def _group_notes(ok: pd.DataFrame, metrics: list[str]) -> str:
+    attacks = [m for m in metrics if m not in (CLEAN, WORST)]
+    defs = []
+    for a in attacks:
+        lab, cav = attack_label(a, _meta(ok, a)), attack_caveat(a, _meta(ok, a))
+        defs.append(f"{lab} = `{a}`" + (f" ({cav})" if cav else "") if lab != a else f"`{a}`")
+    lines = ["95 % intervals: one run, Wilson over its examples; several runs (seeds/folds), "
+             "mean ± sample std [t-interval]. Worst case = robust under every attack that ran, "
+             "per example. Sparsity = the fraction removed of what the method targets; compare "
+             "costs in the MACs and params columns (params counts masked weights; params red. "
+             "= non-zero)."]
+    if defs:
+        lines.append("Attacks: " + "; ".join(defs) + ".")
+    no_pe = int(ok["_pe"].isna().sum())
+    if no_pe:
+        lines.append(f"Per-example results not recorded for {no_pe} of {len(ok)} runs "
+                     f"(results written before schema v2 have none): no paired comparison for "
+                     f"them; their intervals are Wilson over n_eval.")
     return "\n".join(lines)
 
 
-def _tex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("±", r"$\pm$"), ("–", "--")):
-        s = s.replace(a, b)
-    return s
-
-
-def _latex(table: pd.DataFrame, caption: str) -> str:
-    nidx = len(table.index.names)
-    groups: list[tuple[str, int]] = []
-    for sp, _ in table.columns:
-        if groups and groups[-1][0] == sp:
-            groups[-1] = (sp, groups[-1][1] + 1)
-        else:
-            groups.append((sp, 1))
-    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(caption)}}}",
-             r"\begin{tabular}{" + "l" * nidx + "r" * len(table.columns) + "}", r"\toprule",
-             " & " * nidx + " & ".join(f"\\multicolumn{{{n}}}{{c}}{{{_tex_escape(sp)}}}"
-                                       for sp, n in groups) + r" \\"]
-    start = nidx + 1
-    rules = []
-    for _, n in groups:
-        rules.append(f"\\cmidrule(lr){{{start}-{start + n - 1}}}")
-        start += n
-    lines.append(" ".join(rules))
-    lines.append(" & ".join([_tex_escape(str(n)) for n in table.index.names]
-                            + [_tex_escape(m) for _, m in table.columns]) + r" \\")
-    lines.append(r"\midrule")
-    for idx, rec in table.iterrows():
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        lines.append(" & ".join([_tex_escape(str(i)) for i in idx]
-                                + [_tex_escape(str(v)) for v in rec]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)
-
-
-def render(table: pd.DataFrame, fmt: str = "md", caption: str = "") -> str:
-    """One table as Markdown (``md``) or a booktabs LaTeX ``table`` (``latex``)."""
-    if fmt == "md":
-        return (f"**{caption}**\n\n" if caption else "") + _md(table)
-    if fmt == "latex":
-        return _latex(table, caption)
-    raise ValueError(f"format must be md or latex, got {fmt!r}")
-
-
-# -- the whole report ----------------------------------------------------------------------------
-def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None = None) -> Report:
-    """Tables (and, with ``plots_dir``, PNG plots) for a results CSV."""
+def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None = None,
+           versus: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
+           n_resamples: int = 9999, seed: int = 0) -> Report:
+    """Tables, comparisons against ``versus`` on ``metrics`` (and with ``plots_dir`` PNG plots)
+    for a results CSV. ``n_resamples`` / ``seed``: the paired bootstrap's."""
     if fmt not in ("md", "latex"):
         raise ValueError(f"format must be md or latex, got {fmt!r}")
-    df = load_results(csv_path)
-    ok = df[df["status"] == "ok"]
+    path = Path(csv_path)
+    df = load_results(path)
+    ok = prepare(df, path.parent)
     failed = df[df["status"] != "ok"][["run_id", "method", "loss", "target_sparsity", "error"]]
     rep = Report(failed=failed.reset_index(drop=True), n_ok=len(ok))
+    _check_choices(ok, versus, metrics)
     parts: list[str] = []
-    for (dataset, model), sub in ok.groupby(["dataset", "model"], sort=False):
-        eps = sorted(sub["eps"].dropna().unique())
-        eps_txt = ", ".join(f"{e:.4g}" for e in eps)
-        n_eval = sorted(int(n) for n in sub["n_eval"].dropna().unique())
-        what = f"{dataset} / {model} (eps {eps_txt}; n_eval {', '.join(map(str, n_eval))})"
-        for name, builder, title in (("accuracy", accuracy_table, "accuracy (%)"),
-                                     ("efficiency", efficiency_table, "measured sparsity")):
-            t = builder(sub)
-            if t.empty:
-                continue
-            key = f"{name}:{dataset}:{model}"
-            rep.tables[key] = t
-            parts.append(render(t, fmt, caption=f"{what}: {title}"))
+    groups = list(ok.groupby(GROUP_KEYS, sort=False, dropna=False))
+    group_cells = {}
+    for (dataset, model, eps), sub in groups:
+        key = f"{dataset}:{model}:{eps:.4g}"
+        cells = summarize(sub)
+        names = metric_names(sub)
+        labels = {m: attack_label(m, _meta(sub, m)) for m in names}
+        group_cells[key] = (cells, labels)
+        n_eval = ", ".join(str(int(n)) for n in sorted(sub["n_eval"].dropna().unique()))
+        what = f"{dataset} / {model} (eps {eps:.4g}; n_eval {n_eval})"
+        rep.tables[f"accuracy:{key}"] = t = accuracy_table(cells, labels)
+        parts.append(render(t, fmt, f"{what}: accuracy (%), 95 % intervals",
+                            _group_notes(sub, names)))
+        parts += _comparisons(rep, key, sub, cells, versus, metrics, labels, fmt, what, n_resamples,
+                              seed)
+        robust = WORST if WORST in names else names[-1]
+        for axis, axis_name in _COST_AXES.items():
+            for loss in dict.fromkeys(cells["loss"]):
+                t, notes = equal_cost_table(cells[cells["loss"] == loss], robust, axis)
+                if t.empty:
+                    parts.append(f"{what}, {loss}: no two methods were measured at a common "
+                                 f"{axis_name} cost (no equal-{axis_name} comparison). {notes}")
+                    continue
+                rep.tables[f"equal-{axis_name}:{key}:{loss}"] = t
+                parts.append(render(t, fmt, f"{what}, {loss}: {labels[robust]} accuracy (%) at "
+                                    f"matched {axis_name} (≈ interpolated in log cost)", notes))
+        if rep.readings.get(key):
+            text = rep.readings[key]
+            parts.append("\n".join("% " + ln for ln in text.splitlines()) if fmt == "latex"
+                         else text)
     if not parts:
         parts.append("(no finished runs)")
     if len(failed):
-        lines = [f"Failed runs ({len(failed)}):"]
-        lines += [f"- {r.run_id}: {r.error}" for r in failed.itertuples()]
-        if fmt == "latex":
-            lines = ["% " + ln for ln in lines]
-        parts.append("\n".join(lines))
+        lines = [f"Failed runs ({len(failed)}):"] + [f"- {r.run_id}: {r.error}"
+                                                    for r in failed.itertuples()]
+        parts.append("\n".join("% " + ln for ln in lines) if fmt == "latex" else "\n".join(lines))
     rep.text = "\n\n".join(parts) + "\n"
     if plots_dir is not None and len(ok):
-        from prunekit.bench.plots import make_plots
-
-        rep.plots = make_plots(ok, Path(plots_dir))
+        rep.plots = make_plots(group_cells, Path(plots_dir))
     return rep
+
+
+def _check_choices(ok: pd.DataFrame, versus: str | None, metrics: Sequence[str]) -> None:
+    methods = list(dict.fromkeys(ok["method"]))
+    if versus and len(ok) and versus not in methods:
+        raise ConfigError(f"--versus {versus!r}: no finished run of that method; methods: "
+                         f"{', '.join(methods)}")
+    valid = metric_names(ok) if len(ok) else list(DEFAULT_METRICS)
+    bad = [m for m in metrics if m not in valid]
+    if bad:
+        raise ConfigError(f"--metrics {', '.join(bad)}: not measured; valid: {', '.join(valid)}")
+
+
+def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
+                 versus: str | None, metrics: Sequence[str], labels: dict[str, str], fmt: str,
+                 what: str, n_resamples: int, seed: int) -> list[str]:
+    methods = list(dict.fromkeys(cells["method"]))
+    if versus and versus not in methods:
+        return [f"No {versus} run in {what}: no paired comparisons."]
+    ref = pick_reference(methods, versus)
+    if ref is None or len(methods) < 2:
+        return []
+    order = [tuple(r) for r in cells[["loss", "method", "variant", "target_sparsity"]].values]
+    comps = compare(sub, ref, [m for m in metrics if m in labels], n_resamples, seed, order)
+    rep.comparisons[key] = comps
+    if not any(c.paired for c in comps):
+        return [f"Paired comparisons against {ref}: unavailable -- no pair of runs has "
+                f"per-example results on the same examples (results written before results "
+                f"schema v2 have none). The intervals above are Wilson intervals over each "
+                f"run's n_eval examples."]
+    t = comparison_table(comps, labels)
+    rep.tables[f"comparison:{key}"] = t
+    notes = (f"Difference to {ref} in points (method − {ref}) on the same examples and seed: "
+             f"paired bootstrap 95 % interval (seed {seed}); p: exact McNemar (summed over seeds), "
+             f"Holm-corrected over the {sum(c.paired for c in comps)} tests of this table; "
+             f"* = significant (p < 0.05, and with several seeds a t-interval over seeds "
+             f"excluding 0). MACs/params ×ref: measured cost relative to {ref}.")
+    robust = WORST if WORST in metrics else metrics[-1]
+    text = reading(comps, robust, f"{labels.get(robust, robust)} = "
+                                  + (f"per example, robust under every attack "
+                                     f"({', '.join(m for m in labels if m not in (CLEAN, WORST))})"
+                                     if robust == WORST else "accuracy"))
+    rep.readings[key] = text
+    return [render(t, fmt, f"{what}: paired comparison against {ref}", notes)]
 
 
 def summary_line(rep: Report) -> str:

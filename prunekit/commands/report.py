@@ -12,14 +12,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "latex"), default="md")
     p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
     p.add_argument("--out", default=None, metavar="FILE", help="write the tables here too")
+    stats = p.add_argument_group("statistics (docs/bench.md#statistics)")
+    stats.add_argument("--versus", default=None, metavar="METHOD",
+                       help="reference method of the paired comparisons (default: dense, else "
+                            "the first method of each table)")
+    stats.add_argument("--metrics", default="clean,worst", metavar="LIST",
+                       help="comma-separated metrics compared against the reference: clean, "
+                            "worst, or attack names (default: clean,worst)")
+    stats.add_argument("--bootstrap", type=int, default=9999, metavar="N",
+                       help="paired-bootstrap resamples (default 9999; seed 0)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from prunekit.bench.report import report, summary_line
+    from prunekit.config import ConfigError
 
-    rep = report(args.csv, fmt=args.format, plots_dir=args.plots)
+    if args.bootstrap < 100:
+        raise ConfigError(f"--bootstrap must be >= 100, got {args.bootstrap}")
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    rep = report(args.csv, fmt=args.format, plots_dir=args.plots, versus=args.versus,
+                 metrics=metrics, n_resamples=args.bootstrap)
     print(rep.text, end="")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

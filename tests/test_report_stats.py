@@ -1,0 +1,98 @@
+"""prunekit.bench.stats against the libraries it wraps (scipy.stats, statsmodels), fixed inputs."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+
+from prunekit.bench.stats import discordant, holm, mcnemar_exact, paired_bootstrap, t_interval, \
+    wilson
+
+
+@pytest.mark.parametrize("k,n", [(104, 200), (0, 50), (50, 50), (7, 10), (4321, 10000)])
+def test_wilson_equals_statsmodels(k: int, n: int) -> None:
+    iv = wilson(k, n)
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
+    assert (iv.mean, iv.lo, iv.hi) == (k / n, pytest.approx(lo, abs=1e-15),
+                                       pytest.approx(hi, abs=1e-15))
+    assert iv.lo <= k / n <= iv.hi
+    assert math.isnan(wilson(0, 0).mean)
+
+
+def test_t_interval_equals_scipy() -> None:
+    x = [0.50, 0.52, 0.555]
+    iv = t_interval(x)
+    lo, hi = sps.t.interval(0.95, df=2, loc=np.mean(x), scale=sps.sem(x))
+    assert iv.mean == pytest.approx(np.mean(x)) and iv.std == pytest.approx(np.std(x, ddof=1))
+    assert (iv.lo, iv.hi) == (pytest.approx(lo), pytest.approx(hi)) and iv.n == 3
+    same = t_interval([0.5, 0.5])          # no spread: the point itself
+    assert (same.lo, same.hi, same.std) == (0.5, 0.5, 0.0)
+    one = t_interval([0.4])                # one value: no interval
+    assert one.mean == 0.4 and math.isnan(one.lo)
+
+
+@pytest.mark.parametrize("b,c", [(12, 4), (0, 9), (5, 5), (30, 41), (1, 0)])
+def test_mcnemar_exact_equals_statsmodels_and_scipy(b: int, c: int) -> None:
+    p = mcnemar_exact(b, c)
+    assert p == pytest.approx(mcnemar([[3, b], [c, 7]], exact=True).pvalue, rel=1e-12)
+    assert p == pytest.approx(sps.binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
+    assert mcnemar_exact(0, 0) == 1.0
+
+
+def test_discordant_counts() -> None:
+    a = np.array([1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 1, 0, 0], bool)
+    assert discordant(a, b) == (2, 1)
+
+
+def test_holm_equals_multipletests() -> None:
+    p = [0.01, 0.04, 0.03, 0.2, 0.005]
+    reject, adj = holm(p)
+    ref_rej, ref_adj, _, _ = multipletests(p, alpha=0.05, method="holm")
+    assert reject == list(ref_rej) and adj == pytest.approx(list(ref_adj))
+    reject, adj = holm([0.01, math.nan, 0.04])         # NaN = no test: left out of the family
+    ref_rej, ref_adj, _, _ = multipletests([0.01, 0.04], method="holm")
+    assert math.isnan(adj[1]) and [adj[0], adj[2]] == pytest.approx(list(ref_adj))
+
+
+def _population(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """a right only: 15 %, b right only: 5 %, both: 40 % -> true difference +10 points."""
+    u = np.random.default_rng(seed).random(n)
+    a = (u < 0.15) | ((u >= 0.20) & (u < 0.60))
+    b = (u >= 0.15) & (u < 0.60)
+    return a, b
+
+
+def test_paired_bootstrap_deterministic_and_covers_the_true_difference() -> None:
+    a, b = _population(2000, seed=3)
+    iv = paired_bootstrap([a], [b], n_resamples=2000, seed=0)
+    again = paired_bootstrap([a], [b], n_resamples=2000, seed=0)
+    assert (iv.lo, iv.hi) == (again.lo, again.hi)                         # fixed seed
+    assert iv.mean == pytest.approx(100 * (a.mean() - b.mean()))
+    assert iv.lo < 10.0 < iv.hi                                           # true difference
+    # the same interval as scipy's paired percentile bootstrap on the difference itself
+    ref = sps.bootstrap((a.astype(float), b.astype(float)),
+                        lambda x, y, axis=-1: 100 * (x.mean(axis) - y.mean(axis)), paired=True,
+                        method="percentile", n_resamples=2000, rng=np.random.default_rng(0),
+                        batch=1000).confidence_interval
+    assert (iv.lo, iv.hi) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    # width ~ 2 * 1.96 * sd(diff) / sqrt(n): about +-1.9 points here
+    sd = np.std(a.astype(float) - b.astype(float)) * 100 / math.sqrt(len(a))
+    assert iv.hi - iv.lo == pytest.approx(2 * 1.96 * sd, rel=0.15)
+
+
+def test_paired_bootstrap_over_seeds_and_degenerate_cases() -> None:
+    a0, b0 = _population(500, seed=1)
+    a1, b1 = _population(500, seed=2)
+    iv = paired_bootstrap([a0, a1], [b0, b1], n_resamples=999, seed=0)
+    assert iv.mean == pytest.approx(50 * ((a0.mean() - b0.mean()) + (a1.mean() - b1.mean())))
+    assert iv.lo < iv.mean < iv.hi and iv.n == 2
+    same = paired_bootstrap([a0], [a0])
+    assert (same.mean, same.lo, same.hi) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same examples"):
+        paired_bootstrap([a0, a1[:10]], [b0, b1[:10]])
