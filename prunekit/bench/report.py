@@ -199,7 +199,7 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
                 t, notes = equal_cost_table(cells[cells["loss"] == loss], robust, axis)
                 if t.empty:
                     parts.append(f"{what}, {loss}: no two methods were measured at a common "
-                                 f"{axis_name} cost (no equal-{axis_name} comparison). {notes}")
+                                 f"{axis_name} cost, so no equal-cost view on this axis. {notes}")
                     continue
                 rep.tables[f"equal-{axis_name}:{key}:{loss}"] = t
                 parts.append(render(t, fmt, f"{what}, {loss}: {labels[robust]} accuracy (%) at "
