@@ -1,43 +1,43 @@
-"""Synthetic results for the report tests: schema-v2 rows and per-example files written exactly
-as docs/results-schema.md specifies (``examples/<run_id>.npz``: index, names, flags, meta)."""
+"""Synthetic results for the report tests: schema-v2 rows and per-example files written by
+prunekit's own writer (``examples/<run_id>.npz``, docs/results-schema.md)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from prunekit.attacks.parse import parse_attack
 from prunekit.bench.store import ResultsStore
+from prunekit.eval.examples import write_examples
 
-#: metadata of the attacks as the evaluator stores it (docs/results-schema.md)
-ATTACK_META = {
-    "pgd-5-1": {"name": "pgd-5-1", "label": "PGD-5", "components": ["pgd-5-1"],
-                "norms": ["Linf"], "box": "white", "targeted": False, "standard": False},
-    "autoattack-fast": {"name": "autoattack-fast", "label": "APGD-CE + APGD-T",
-                        "components": ["apgd-ce", "apgd-t"], "norms": ["Linf"],
-                        "box": "white", "targeted": False, "standard": False},
-}
+def _attack_record(name: str) -> dict:
+    """The stored metadata of an attack, as the evaluator writes it (its ``AttackMeta``), or a
+    minimal record for a name prunekit does not parse (a plug-in attack)."""
+    try:
+        return parse_attack(name).meta.record()
+    except ValueError:
+        return {"name": name, "label": name, "components": [name], "norms": ["Linf"],
+                "box": "white", "targeted": False, "standard": False}
 
 
-def write_examples(out: Path, run_id: str, flags: Mapping[str, np.ndarray],
-                   index: Sequence[int] | None = None, seed: int = 0) -> str:
-    """Write ``out/examples/<run_id>.npz`` from ``{"clean": bool[n], <attack>: ..., "worst":
-    ...}`` (``worst`` is derived if absent); returns the path relative to ``out``."""
+def write_per_example(out: Path, run_id: str, flags: Mapping[str, np.ndarray],
+                      index: Sequence[int] | None = None, seed: int = 0) -> str:
+    """Write ``out/examples/<run_id>.npz`` (prunekit.eval.examples.write_examples) from
+    ``{"clean": bool[n], <attack>: ..., "worst": ...}`` (``worst`` derived if absent);
+    returns the path relative to ``out``."""
     names = [n for n in flags if n != "worst"]
     rows = [np.asarray(flags[n], bool) for n in names]
-    attacks = rows[1:]
     worst = np.asarray(flags["worst"], bool) if "worst" in flags else (
-        np.logical_and.reduce(attacks) if attacks else rows[0])
-    n = len(rows[0])
-    idx = np.arange(n, dtype=np.int64) if index is None else np.asarray(index, np.int64)
-    meta = {"format": 1, "run_id": run_id, "dataset": "synthetic", "split": "test", "eps": 0.1,
-            "norm": "Linf", "seed": seed,
-            "attacks": [ATTACK_META.get(a, {"name": a}) for a in names[1:]], "reused": {}}
+        np.logical_and.reduce(rows[1:]) if len(rows) > 1 else rows[0])
+    idx = np.arange(len(rows[0])) if index is None else np.asarray(index)
+    meta = {"run_id": run_id, "dataset": "synthetic", "split": "test", "eps": 0.1,
+            "norm": "Linf", "seed": seed, "attacks": [_attack_record(a) for a in names[1:]],
+            "reused": {}}
     rel = f"examples/{run_id}.npz"
-    (out / "examples").mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / rel, index=idx, names=np.array(names + ["worst"]),
-                        flags=np.vstack(rows + [worst]), meta=np.array(json.dumps(meta)))
+    write_examples(out / rel, index=idx, names=names + ["worst"], flags=np.vstack(rows + [worst]),
+                   meta=meta)
     return rel
 
 
@@ -47,7 +47,7 @@ def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, n
             per_example: bool = True, dense_macs: float = 1e6, dense_params: float = 1e5) -> None:
     """Append one ``ok`` schema-v2 row whose accuracies are the means of ``flags``."""
     gran = granularity or {"dense": "none"}.get(method, "weight")
-    rel = write_examples(store.path.parent, run_id, flags, index, seed) if per_example else ""
+    rel = write_per_example(store.path.parent, run_id, flags, index, seed) if per_example else ""
     acc = {k: float(np.mean(v)) for k, v in flags.items()}
     attacks = [a for a in flags if a not in ("clean", "worst")]
     worst = acc.get("worst", float(np.mean(np.logical_and.reduce(
@@ -75,3 +75,25 @@ def paired_flags(n: int, only_a: int, only_b: int, both: int) -> tuple[np.ndarra
     a[only_a + only_b:only_a + only_b + both] = True
     b[only_a + only_b:only_a + only_b + both] = True
     return a, b
+
+
+def demo_run(cfg: Any, workdir: Path, cache_dir: Path, device: str | None) -> dict[str, Any]:
+    """A bench run function (``PRUNEKIT_BENCH_RUN_FN=report_fixtures:demo_run``) for the demo
+    grid's four methods with known per-example flags on 200 examples: dense robust on 100;
+    hydra loses 30 of them (significant), admm 2 (noise), d2bc 30 at a tenth of the MACs."""
+    import torch
+
+    from prunekit.bench.runner import EVAL_RESULT
+    from prunekit.eval.result import EvalResult
+
+    lost = {"dense": 0, "hydra": 30, "admm": 2, "d2bc": 30}[cfg.method]
+    clean = torch.ones(200, dtype=torch.bool)
+    robust = torch.zeros(200, dtype=torch.bool)
+    robust[lost:100] = True
+    flags = {"clean": clean, **{a: robust for a in cfg.eval.attacks}}
+    result = EvalResult.from_flags(eps=0.1, norm="Linf", attacks=list(cfg.eval.attacks),
+                                   flags=flags, seconds={}, index=torch.arange(200))
+    rel_macs = 0.1 if cfg.method == "d2bc" else 1.0
+    return {"params": 20000 if cfg.method == "d2bc" else 100000, "macs": int(1e6 * rel_macs),
+            "weight_sparsity": cfg.sparsity, "macs_reduction": 1 - rel_macs, "train_s": 0.0,
+            "device": "cpu", EVAL_RESULT: result}

@@ -117,8 +117,8 @@ def test_old_schema_csv_reads_with_wilson_intervals() -> None:
     t = rep.tables["accuracy:fashion_mnist:vgg-small:0.1"]
     dense = t[(t["loss"] == "trades") & (t["method"] == "dense")].iloc[0]
     lo, hi = proportion_confint(104, 200, method="wilson")        # AA 52.0 % of 200
-    assert dense["APGD-CE+APGD-T %"] == f"52.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
-    assert "APGD-CE+APGD-T = `autoattack-fast` (not the standard AutoAttack)" in rep.text
+    assert dense["APGD-CE + APGD-T %"] == f"52.0 [{100 * lo:.1f}, {100 * hi:.1f}]"
+    assert "APGD-CE + APGD-T = `autoattack-fast` (not the standard AutoAttack)" in rep.text
     # d2bc's parameter reduction is derived from the dense run; masked models' is unknown
     d2bc = t[(t["loss"] == "trades") & (t["method"] == "d2bc")].iloc[1]
     assert d2bc["params red. %"] == f"{100 * (1 - 18878 / 135674):.1f}"

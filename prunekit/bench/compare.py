@@ -29,7 +29,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from prunekit.bench.examples import PerExample, same_examples
+from prunekit.bench.examples import flag_row, same_examples
+from prunekit.eval.examples import Examples
 from prunekit.bench.stats import Interval, discordant, holm, mcnemar_exact, paired_bootstrap, \
     t_interval
 from prunekit.config import ConfigError
@@ -107,7 +108,7 @@ def _ratio(a: pd.Series, b: pd.Series) -> float:
 def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
                   n_resamples: int, seed: int) -> tuple[dict, str]:
     by_rep = {_replicate(r): r for _, r in refs.iterrows()}
-    pairs: list[tuple[PerExample, PerExample]] = []
+    pairs: list[tuple[Examples, Examples]] = []
     reasons = set()
     for _, r in cell.iterrows():
         ref = by_rep.get(_replicate(r))
@@ -119,14 +120,14 @@ def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
             reasons.add("no per-example results")
         elif not same_examples(a, b):
             reasons.add("different test examples")
-        elif a.row(metric) is None or b.row(metric) is None:
+        elif flag_row(a, metric) is None or flag_row(b, metric) is None:
             reasons.add(f"{metric} not measured on both")
         else:
             pairs.append((a, b))
     if not pairs:
         return {}, "; ".join(sorted(reasons)) or "no reference run"
-    rows_a = [a.row(metric) for a, _ in pairs]
-    rows_b = [b.row(metric) for _, b in pairs]
+    rows_a = [a[metric] for a, _ in pairs]
+    rows_b = [b[metric] for _, b in pairs]
     counts = [discordant(x, y) for x, y in zip(rows_a, rows_b)]
     only_m, only_r = sum(c[0] for c in counts), sum(c[1] for c in counts)
     per_seed = [100.0 * (x.mean() - y.mean()) for x, y in zip(rows_a, rows_b)]
@@ -148,7 +149,7 @@ def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean",
             n_resamples: int = 9999, seed: int = 0,
             order: Sequence[tuple[str, str, str, float]] | None = None) -> list[Comparison]:
     """Comparisons of every cell of ``ok`` (one dataset x model x eps; a ``_pe`` column holds
-    each run's :class:`PerExample` or None; ``rel_macs`` / ``rel_params`` the costs relative to
+    each run's per-example ``Examples`` or None; ``rel_macs`` / ``rel_params`` the costs relative to
     dense) against ``reference``, Holm-corrected together. ``order``: cells in display order."""
     ref = ok[ok["method"] == reference]
     cells = {k: g for k, g in ok.groupby(_CELL, sort=False, dropna=False)}

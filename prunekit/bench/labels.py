@@ -11,9 +11,10 @@ anything else), then ``order``, then the registered (canonical) name. A method t
 registered here (a plug-in not installed where the report runs) falls back to the CSV's
 ``granularity`` column and its own name.
 
-Attacks: the label stored in the per-example file's metadata when there is one, else the
-attack's parsed definition (an AutoAttack ensemble is spelled out: ``APGD-CE+APGD-T`` for
-``autoattack-fast``, ``AutoAttack (standard)`` for ``autoattack``), else the name itself.
+Attacks: the label of the attack's declared metadata (prunekit.attacks ``AttackMeta``): the one
+stored in the per-example file when there is one, else the one of its definition
+(``APGD-CE + APGD-T`` for ``autoattack-fast``, ``AutoAttack (standard)`` for ``autoattack``),
+else the name itself.
 """
 from __future__ import annotations
 
@@ -59,36 +60,34 @@ def method_label(method: str, variant: str = "") -> str:
     return f"{label} ({variant})" if variant else label
 
 
+def _declared(name: str, meta: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The attack's metadata record: the stored one, else its definition's (``AttackSpec.meta``,
+    prunekit.attacks), else {} for a name this prunekit cannot parse."""
+    if meta:
+        return meta
+    try:
+        return parse_attack(name).meta.record()
+    except (AttackNameError, ValueError):
+        return {}
+
+
 def attack_label(name: str, meta: Mapping[str, Any] | None = None) -> str:
-    """Column label of an attack: ``meta["label"]`` (per-example file), else its definition."""
+    """Column label of an attack: its declared ``label`` (``APGD-CE + APGD-T`` for
+    ``autoattack-fast``), else the name itself."""
     if name == CLEAN:
         return "clean"
     if name == WORST:
         return "worst case"
-    if meta and isinstance(meta.get("label"), str) and meta["label"]:
-        return meta["label"]
-    try:
-        spec = parse_attack(name)
-    except (AttackNameError, ValueError):
-        return name
-    if spec.ensemble:
-        if spec.version == "standard":
-            return "AutoAttack (standard)"
-        return "+".join(a.upper() for a in spec.aa_attacks)
-    return name.upper()
+    label = _declared(name, meta).get("label")
+    return label if isinstance(label, str) and label else name
 
 
 def attack_caveat(name: str, meta: Mapping[str, Any] | None = None) -> str:
-    """``"not the standard AutoAttack"`` for an AutoAttack subset (metadata ``standard`` false,
-    or a custom ensemble by its definition); else empty."""
-    if meta and isinstance(meta.get("components"), (list, tuple)):
-        ensemble = len(meta["components"]) > 1
-        return "not the standard AutoAttack" if ensemble and not meta.get("standard") else ""
-    try:
-        spec = parse_attack(name)
-    except (AttackNameError, ValueError):
-        return ""
-    return "not the standard AutoAttack" if spec.ensemble and spec.version != "standard" else ""
+    """``"not the standard AutoAttack"`` for an ensemble that is not a standard protocol (its
+    metadata: several ``components``, ``standard`` false); else empty."""
+    rec = _declared(name, meta)
+    ensemble = len(rec.get("components") or ()) > 1
+    return "not the standard AutoAttack" if ensemble and not rec.get("standard") else ""
 
 
 def _num(v: Any) -> float:

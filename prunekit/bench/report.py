@@ -28,6 +28,7 @@ from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_na
     summarize
 from prunekit.bench.compare import Comparison, compare, pick_reference
 from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
+from prunekit.bench.examples import attack_meta
 from prunekit.bench.labels import CLEAN, WORST, attack_caveat, attack_label, method_label
 from prunekit.bench.plots import make_plots
 from prunekit.bench.reading import reading
@@ -62,8 +63,8 @@ class Report:
 
 def _meta(ok: pd.DataFrame, name: str) -> dict:
     for pe in ok["_pe"]:
-        if pe is not None and pe.attack_meta(name):
-            return pe.attack_meta(name)
+        if pe is not None and attack_meta(pe, name):
+            return attack_meta(pe, name)
     return {}
 
 
@@ -138,8 +139,8 @@ def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.Da
         notes.append(f"Several models at one {_COST_AXES[axis]} cost, the most accurate shown: "
                      f"{', '.join(merged)}.")
     if missing:
-        notes.append(f"No measured {_COST_AXES[axis]} cost: {', '.join(missing)} (masked "
-                     f"models' non-zero parameters are recorded from results schema v2 on).")
+        notes.append(f"No measured {_COST_AXES[axis]} cost (for masked models the non-zero "
+                     f"count is the CSV's params_reduction, empty here): {', '.join(missing)}.")
     return pd.DataFrame(rows), " ".join(notes)
 
 
