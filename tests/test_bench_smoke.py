@@ -69,4 +69,6 @@ def test_smoke_grid_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     for m in ("dense", "d2bc", "hydra", "admm"):
         assert f"| trades | {m} |" in out and f"| mart | {m} |" in out
     assert main(["report", str(tmp_path / "results.csv"), "--plots", str(tmp_path / "p")]) == 0
-    assert len(list((tmp_path / "p").glob("*.png"))) == 4   # clean, pgd, apgd, robust-vs-MACs
+    assert sorted(p.name for p in (tmp_path / "p").glob("*.png")) == [
+        "acc_vs_sparsity_apgd-ce.png", "acc_vs_sparsity_clean.png", "acc_vs_sparsity_pgd-5-1.png",
+        "acc_vs_sparsity_worst.png", "pareto_macs.png", "pareto_params.png"]
