@@ -17,7 +17,7 @@ from prunekit.pruning.masking import prunable_layers, topk_masks
 
 __all__ = ["select_layers", "topk_keep", "ScoreSTE", "freeze_all_but_norm", "unfreeze",
            "scaled_score_init", "check_choice", "norm_params", "uniform_group_counts",
-           "group_channel_norms", "group_row_masks", "topk_count", "MaskCache"]
+           "group_row_masks", "topk_count", "MaskCache", "draw_seed"]
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -132,31 +132,6 @@ def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40
     return best
 
 
-def group_channel_norms(groups: ChannelGroups, weights: Mapping[str, Tensor],
-                        p: int = 2) -> list[Tensor]:
-    """Per-channel norm of each group (root channel order) over the output filters of *all* the
-    group's convs (coupled channels share one norm): the L2 norm of the concatenated filters
-    (``p=2``) or the sum of their absolute values (``p=1``). ``weights`` maps conv name to the
-    weight to use (default: the module's own); convs absent from it are skipped."""
-    out = []
-    for g in groups:
-        acc = None
-        for name in g.convs:
-            if name not in weights:
-                continue
-            w = weights[name].detach()
-            sl = g.out_slices[name]
-            rows = w.flatten(1)[sl.idxs.to(w.device)]
-            v = rows.abs().sum(1) if p == 1 else rows.pow(2).sum(1)
-            part = torch.zeros(g.size, dtype=v.dtype, device=v.device)
-            part.index_add_(0, sl.root_idxs.to(v.device), v)
-            acc = part if acc is None else acc + part
-        if acc is None:
-            raise ValueError(f"group {g.index} (root {g.root}) has no conv weight")
-        out.append(acc if p == 1 else acc.sqrt())
-    return out
-
-
 def group_row_masks(groups: ChannelGroups, keeps: Sequence[Tensor],
                     weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
     """Per-conv filter keep masks shaped ``[out, 1, ...]`` (broadcastable to the weight) from the
@@ -179,6 +154,12 @@ def topk_count(values: Tensor, k: int) -> Tensor:
     mask = torch.zeros(values.numel(), dtype=torch.bool, device=values.device)
     mask[torch.topk(values.detach().flatten(), k, sorted=False).indices] = True
     return mask.view_as(values)
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed`` if given, else one drawn from torch's global generator (which the pipeline seeds
+    from the run seed before ``attach``), so a random baseline varies with the run seed."""
+    return int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
 
 
 class MaskCache:

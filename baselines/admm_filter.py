@@ -23,10 +23,9 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.pruning.channel import ChannelPruner
-from prunekit.pruning.groups import ChannelGroups
+from prunekit.pruning.groups import ChannelGroups, channel_norms
 
-from baselines._common import (group_channel_norms, group_row_masks, topk_count,
-                               uniform_group_counts)
+from baselines._common import group_row_masks, topk_count, uniform_group_counts
 from baselines.admm import ADMMState
 
 __all__ = ["ADMMFilter"]
@@ -64,7 +63,7 @@ class ADMMFilter(ADMMState, ChannelPruner):
     def channel_keeps(self, values: Mapping[str, Tensor]) -> list[Tensor]:
         """Per-group channel keep masks of ``proj(values)`` (top coupled filter norms)."""
         assert self.groups is not None, "attach() first"
-        norms = group_channel_norms(self.groups, values, p=2)
+        norms = channel_norms(self.groups, values, p=2)
         return [topk_count(n, k) for n, k in zip(norms, self._counts)]
 
     def project_masks(self, values: Mapping[str, Tensor]) -> dict[str, Tensor]:

@@ -24,11 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.pruning.channel import ChannelPruner
-from prunekit.pruning.groups import ChannelGroups
+from prunekit.pruning.groups import ChannelGroups, channel_norms
 
-from baselines._common import (score_param_groups, MaskCache, ScoreSTE, check_choice, freeze_all_but_norm,
-                               group_channel_norms, topk_count, unfreeze,
-                               uniform_group_counts)
+from baselines._common import (score_param_groups, MaskCache, ScoreSTE, check_choice,
+                               freeze_all_but_norm, topk_count, unfreeze, uniform_group_counts)
 
 __all__ = ["HydraChannel"]
 
@@ -65,7 +64,7 @@ class HydraChannel(ChannelPruner):
         ``freeze_vars``); calibrate the per-group kept counts to the MACs target."""
         named = dict(groups.model.named_modules())
         weights = {n: named[n].weight for g in groups for n in g.convs}
-        norms = group_channel_norms(groups, weights, p=1 if self.channel_norm == "l1" else 2)
+        norms = channel_norms(groups, weights, p=1 if self.channel_norm == "l1" else 2)
         self._scores = []
         for g, nrm in zip(groups, norms):
             fan_in = nn.init._calculate_correct_fan(named[g.root].weight, "fan_in")

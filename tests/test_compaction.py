@@ -1,5 +1,8 @@
-"""Masked-vs-compacted equality and analytic-vs-torch-pruning MACs (issue 4 acceptance)."""
+"""Masked-vs-compacted equality (train and eval mode), analytic-vs-torch-pruning MACs, and where
+the channel gates act: a closed gate still gets the loss's gradient (issue 10)."""
 from __future__ import annotations
+
+import copy
 
 import pytest
 import torch
@@ -10,7 +13,8 @@ from torch import nn
 from prunekit import MODELS, PRUNERS
 from prunekit.pruning import build_groups
 
-MODELS_UNDER_TEST = [("vgg16", 0.125), ("resnet18", 0.125), ("wrn-16-4", 0.25)]
+MODELS_UNDER_TEST = [("vgg16", 0.125), ("resnet18", 0.125), ("wrn-16-4", 0.25),
+                     ("vgg-small", 1.0), ("resnet-small", 1.0)]
 
 
 def _model(name: str, width: float) -> nn.Module:
@@ -61,6 +65,11 @@ def test_masked_equals_compacted(name: str, width: float, steps: int) -> None:
         loss.backward()
         opt.step()
         pruner.on_step_end(step)
+    train_state = copy.deepcopy(model.state_dict())
+    model.train()                       # batch statistics: the masked channels must not leak
+    with torch.no_grad():
+        masked_train = model(x)
+    model.load_state_dict(train_state)
     model.eval()
     with torch.no_grad():
         masked = model(x)
@@ -68,11 +77,16 @@ def test_masked_equals_compacted(name: str, width: float, steps: int) -> None:
     n_params = sum(p.numel() for p in model.parameters())
     compacted = pruner.finalize(model)
     assert not compacted._forward_hooks and not compacted._forward_pre_hooks
+    assert all("forward" not in m.__dict__ for m in compacted.modules())
     assert sum(p.numel() for p in compacted.parameters()) < n_params
     with torch.no_grad():
         out = compacted(x)
+        compacted.train()
+        out_train = compacted(x)
     assert out.shape == masked.shape
     assert torch.allclose(out, masked, atol=1e-5, rtol=0), (out - masked).abs().max()
+    assert torch.allclose(out_train, masked_train, atol=1e-5, rtol=0), \
+        (out_train - masked_train).abs().max()
     assert analytic == _conv_linear_macs(compacted, x)
 
 
@@ -102,20 +116,60 @@ def test_compaction_never_empties_a_group() -> None:
         assert torch.allclose(compacted(x), masked, atol=1e-5, rtol=0)
 
 
-def test_gated_bn_equals_output_times_gate_in_train_mode() -> None:
-    from prunekit.pruning.channel import _gated_bn_forward
+def _closed_gate_grads(name: str, method: str, **hp) -> tuple[int, int]:
+    """(closed channels, closed channels with a non-zero gradient) after one TRADES backward."""
+    from prunekit import LOSSES
 
     torch.manual_seed(0)
-    bn, ref = nn.BatchNorm2d(6), nn.BatchNorm2d(6)
-    with torch.no_grad():
-        bn.weight.uniform_(0.5, 1.5)
-        bn.bias.uniform_(-0.5, 0.5)
-    ref.load_state_dict(bn.state_dict())
-    gate = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
-    x = torch.randn(4, 6, 5, 5)
-    out = _gated_bn_forward(bn, lambda n: gate, x)
-    expected = ref(x) * gate.view(1, -1, 1, 1)
-    assert torch.allclose(out, expected, atol=1e-6)
-    assert bool((out[:, gate == 0] == 0).all())
-    for k, v in ref.state_dict().items():  # running statistics updated identically
-        assert torch.allclose(bn.state_dict()[k].float(), v.float())
+    model = MODELS.build(name, num_classes=10, in_channels=1)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    pruner = PRUNERS.build(method, sparsity=0.5, **hp)
+    pruner.attach(model, x[:2])
+    model.train()
+    LOSSES.build("trades", eps=0.1, steps=2)(model, x, y)[0].backward()
+    closed = nonzero = 0
+    for param, keep in zip(pruner.scores() if method == "hydra-channel" else pruner.gate_params,
+                           pruner.keep_masks()):
+        assert param.grad is not None
+        closed += int((~keep).sum())
+        nonzero += int((param.grad[~keep] != 0).sum())
+    return closed, nonzero
+
+
+@pytest.mark.parametrize("name", ["vgg-small", "resnet-small"])
+@pytest.mark.parametrize("method", ["d2bc", "hydra-channel"])
+def test_closed_gates_get_the_adversarial_gradient(name: str, method: str) -> None:
+    closed, nonzero = _closed_gate_grads(name, method)
+    assert closed > 10
+    assert nonzero == closed        # before the fix: 0 (the gate sat in front of a ReLU)
+
+
+@pytest.mark.parametrize("name", ["vgg-small", "resnet-small"])
+def test_gate_gradient_equals_gating_the_consumers_input(name: str) -> None:
+    """Oracle: D2BC's gate gradient (STE, multiplier 1) equals the gradient of an explicit gate
+    multiplying the input of every layer that reads the channel (after BN, ReLU, pooling and the
+    residual add), written here with plain forward pre-hooks on a copy of the model."""
+    torch.manual_seed(0)
+    model = MODELS.build(name, num_classes=10, in_channels=1)
+    ref = copy.deepcopy(model)
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    pruner = PRUNERS.build("d2bc", sparsity=0.5, gate_lr_mult=1.0, include_stem=True)
+    pruner.attach(model, x[:2])
+    model.train()
+    F.cross_entropy(model(x), y).backward()
+    named = dict(ref.named_modules())
+    gates = [k.float().requires_grad_(True) for k in pruner.keep_masks()]
+    for g, gate in zip(pruner.groups, gates):
+        for consumer in g.consumers:
+            sl = g.in_slices[consumer]
+            assert sl.identity                      # these models: channel i -> input i
+
+            def pre(m, args, gate=gate):
+                shape = (1, -1) + (1,) * (args[0].dim() - 2)
+                return (args[0] * gate.view(shape),)
+
+            named[consumer].register_forward_pre_hook(pre)
+    ref.train()
+    F.cross_entropy(ref(x), y).backward()
+    for m, gate in zip(pruner.gate_params, gates):
+        torch.testing.assert_close(m.grad, gate.grad, atol=1e-6, rtol=1e-4)

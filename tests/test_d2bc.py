@@ -1,12 +1,14 @@
 """D2BC / ANAS-P: registration, STE gates, penalty, clamp, calibration, hyperparameter checks."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from prunekit import MODELS, PRUNERS
-from prunekit.pruning import D2BC, binarize_ste
+from prunekit.pruning import D2BC, binarize_ste, select_by_macs
 
 
 def _setup(**hp):
@@ -38,8 +40,61 @@ def test_init_uniform_deterministic_and_constant() -> None:
     assert all(torch.equal(a, b) for a, b in zip(p1.gate_params, p2.gate_params))
     assert all(bool(((m >= 0) & (m <= 1)).all()) for m in p1.gate_params)
     _, _, pc = _setup(init="constant", init_value=0.9)
-    assert all(bool((m == 0.9).all()) for m in pc.gate_params)
+    assert all(bool(((m - 0.9).abs() <= 0.01).all()) for m in pc.gate_params)
+    assert len({float(v) for m in pc.gate_params for v in m.detach()}) > 100   # jittered: no ties
     assert pc.macs_reduction() == 0.0
+    _, _, p0 = _setup(init="constant", init_value=1.0, init_jitter=0.0)
+    assert all(bool((m == 1.0).all()) for m in p0.gate_params)
+    _, _, ph = _setup(init="constant", init_value=1.0)          # interval kept inside [0, 1]
+    assert all(bool(((m >= 0.98) & (m <= 1.0)).all()) for m in ph.gate_params)
+
+
+def test_init_seed_follows_the_global_generator_unless_given() -> None:
+    """seed=None: the seed is drawn at attach from torch's generator (which the pipeline seeds
+    from the run seed), so run seeds differ; an explicit seed wins; both are reported."""
+    model = MODELS.build("vgg-small", num_classes=10, in_channels=1)
+    x = torch.rand(2, 1, 28, 28)
+    gates, seeds = [], []
+    for run_seed, explicit in [(0, None), (1, None), (0, None), (0, 7), (1, 7)]:
+        torch.manual_seed(run_seed)
+        p = PRUNERS.build("d2bc", sparsity=0.5, seed=explicit)
+        p.attach(model, x)
+        gates.append(torch.cat([m.detach() for m in p.gate_params]))
+        seeds.append(p.summary()["init_seed"])
+        p.remove_hooks()
+    assert not torch.equal(gates[0], gates[1]) and torch.equal(gates[0], gates[2])
+    assert torch.equal(gates[3], gates[4]) and seeds[3] == seeds[4] == 7
+    assert seeds[0] == seeds[2] != seeds[1]
+    assert PRUNERS.build("d2bc", sparsity=0.5).hparams()["seed"] is None
+
+
+def test_constant_init_differs_between_seeds() -> None:
+    """init=constant used to give the same network for every seed (lockstep gates, ties broken
+    in group order); with the seeded jitter the calibrated kept sets differ."""
+    kept = []
+    for seed in (0, 1):
+        model, _, p = _setup(sparsity=0.7, init="constant", init_value=0.6, seed=seed)
+        p.finalize(model)
+        kept.append(torch.cat([m.detach() > p.thres for m in p.gate_params]))
+    assert not torch.equal(kept[0], kept[1])
+
+
+def test_calibration_ties_broken_by_filter_norm() -> None:
+    """All gates tied (constant init, no jitter): calibration keeps, in every group, the
+    channels with the largest coupled-filter RMS, not the first ones."""
+    model, x, pruner = _setup(sparsity=0.6, init="constant", init_value=1.0, init_jitter=0.0)
+    rms = [r.clone() for r in pruner._filter_rms()]
+    pruner.finalize(model)
+    c = pruner.summary()
+    assert c["calibrated"] and abs(c["final_reduction"] - 0.6) < 0.01
+    partial = 0
+    for m, r in zip(pruner.gate_params, rms):      # finalize moved m: kept = m > thres
+        keep = m.detach() > pruner.thres
+        if bool(keep.all()) or not bool(keep.any()):
+            continue
+        partial += 1
+        assert float(r[keep].min()) >= float(r[~keep].max())
+    assert partial >= 2
 
 
 def test_param_groups_penalty_and_clamp() -> None:
@@ -76,9 +131,39 @@ def test_calibration_hits_target() -> None:
     model, x, pruner = _setup(sparsity=0.9)
     before = pruner.macs_reduction()
     pruner.finalize(model)
-    c = pruner.calibration
+    c = pruner.summary()
     assert c["search_reduction"] == pytest.approx(before)
     assert c["calibrated"] and abs(c["final_reduction"] - 0.9) < 0.01
+    assert c["reopened"] == 0 and c["closed_at_init"] == c["channels"] - c["kept_after_search"]
+    json.dumps(c)
+
+
+def test_short_search_reopens_channels() -> None:
+    """Toy problem: with gamma 0 only the task loss moves the gates; a few adversarial (TRADES)
+    steps re-open channels that the uniform initialisation closed (0 before issue 10's fix:
+    a closed gate had exactly zero gradient)."""
+    from prunekit import DATASETS, LOSSES
+
+    torch.manual_seed(0)
+    ds = DATASETS.build("synthetic", split="train", input_shape=(1, 28, 28), num_classes=4,
+                        size=64, seed=0)
+    x = torch.stack([ds[i][0] for i in range(64)])
+    y = torch.tensor([int(ds[i][1]) for i in range(64)])
+    model = MODELS.build("vgg-small", num_classes=4, in_channels=1, width=0.5)
+    pruner = PRUNERS.build("d2bc", sparsity=0.5, gamma=0.0, calibrate=False, seed=0)
+    pruner.attach(model, x[:2])
+    loss = LOSSES.build("trades", eps=0.1, steps=1)
+    opt = torch.optim.SGD(pruner.param_groups(model), lr=0.05, momentum=0.9)
+    model.train()
+    for step in range(12):
+        opt.zero_grad()
+        loss(model, x, y)[0].backward()
+        opt.step()
+        pruner.on_step_end(step)
+    pruner.finalize(model)
+    s = pruner.summary()
+    assert s["closed_at_init"] > 20
+    assert s["reopened"] >= 3, s
 
 
 def test_state_dict_round_trip() -> None:
@@ -94,7 +179,8 @@ def test_state_dict_round_trip() -> None:
 
 @pytest.mark.parametrize("hp", [{"sparsity": 1.5}, {"sparsity": -0.1}, {"gamma": -1.0},
                                 {"thres": 1.5}, {"init": "normal"}, {"init_value": 2.0},
-                                {"gate_lr_mult": 0.0}, {"calibrate_tol": 1.0}])
+                                {"gate_lr_mult": 0.0}, {"calibrate_tol": 1.0},
+                                {"init_jitter": 0.6}, {"seed": 1.5}])
 def test_bad_hparams(hp) -> None:
     with pytest.raises(ValueError) as err:
         PRUNERS.build("d2bc", **{"sparsity": 0.5, **hp})

@@ -1,13 +1,16 @@
-"""Contract tests run on every registered pruner (built-ins and entry-point plug-ins).
+"""Contract tests run on every registered pruner (built-ins and entry-point plug-ins), on a plain
+(vgg-small) and a residual (resnet-small) model.
 
 A pruner declares what its ``sparsity`` targets and how to reach it in a few steps with class
-attributes (prunekit.pruning.base.Pruner, docs/pruning.md): ``target_kind()`` ("macs",
-"weight", "none"), ``contract_tolerance``, ``contract_hparams``, ``contract_lr``.
+attributes (prunekit.pruning.base.Pruner, docs/pruning.md): ``sparsity_target`` ("macs",
+"weights", "channels", "params", "none"), ``contract_tolerance``, ``contract_hparams``,
+``contract_lr``. Its ``hparams()`` and ``summary()`` must be JSON values.
 """
 from __future__ import annotations
 
 import copy
 import io
+import json
 from typing import Any
 
 import pytest
@@ -16,9 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from prunekit import MODELS, PRUNERS
-from prunekit.pruning import measure, prunable_layers
+from prunekit.pruning import SPARSITY_TARGETS, measure, prunable_layers
 
 NAMES = PRUNERS.names()
+CONTRACT_MODELS = ["vgg-small", "resnet-small"]
 STEPS = 4
 SPARSITY = 0.5
 
@@ -30,8 +34,21 @@ def _cls(name: str) -> Any:
 def _target(name: str) -> tuple[str, float]:
     cls = _cls(name)
     kind = cls.target_kind() if hasattr(cls, "target_kind") else (
-        {"channel": "macs", "weight": "weight"}.get(getattr(cls, "granularity", "none"), "none"))
+        {"channel": "macs", "weight": "weights"}.get(getattr(cls, "granularity", "none"), "none"))
     return kind, (0.0 if kind == "none" else SPARSITY)
+
+
+def _achieved(kind: str, final: nn.Module, dense: nn.Module, x: torch.Tensor) -> float:
+    """The measured value of what ``sparsity`` targets."""
+    m = measure(final, x[:1], dense=dense)
+    if kind == "macs":
+        return m.macs_reduction
+    if kind == "weights":
+        return m.weight_sparsity
+    if kind == "params":
+        return 1.0 - m.params / m.dense_params
+    out = lambda model: sum(l.weight.shape[0] for l in prunable_layers(model).values())  # noqa
+    return 1.0 - out(final) / out(dense)                                           # channels
 
 
 def _build(name: str, sparsity: float | None = None, **extra: Any):
@@ -41,10 +58,10 @@ def _build(name: str, sparsity: float | None = None, **extra: Any):
     return PRUNERS.build(name, sparsity=s if sparsity is None else sparsity, **hp)
 
 
-@pytest.fixture(scope="module")
-def setup():
+@pytest.fixture(scope="module", params=CONTRACT_MODELS)
+def setup(request):
     torch.manual_seed(0)
-    model = MODELS.build("vgg-small", num_classes=10, in_channels=1)
+    model = MODELS.build(request.param, num_classes=10, in_channels=1)
     x = torch.rand(16, 1, 28, 28)
     y = torch.randint(0, 10, (16,))
     return model, x, y
@@ -76,15 +93,16 @@ def test_reaches_target_and_keeps_output_shape(name: str, setup) -> None:
     final.eval()
     with torch.no_grad():
         assert final(x).shape == (len(x), 10)
-    m = measure(final, x[:1], dense=dense)
     kind, target = _target(name)
+    assert kind in SPARSITY_TARGETS
     tol = float(getattr(_cls(name), "contract_tolerance", 0.02))
-    if kind == "macs":
-        assert abs(m.macs_reduction - target) <= tol, m
-    elif kind == "weight":
-        assert abs(m.weight_sparsity - target) <= tol, m
-    else:
+    if kind == "none":
+        m = measure(final, x[:1], dense=dense)
         assert m.weight_sparsity == 0.0 and abs(m.macs_reduction) < 1e-9, m
+    else:
+        achieved = _achieved(kind, final, dense, x)
+        assert abs(achieved - target) <= tol, (kind, achieved)
+    json.dumps({"hparams": pruner.hparams(), "summary": pruner.summary()})
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import functools
 import importlib
+import json
 import logging
 import os
 import subprocess
@@ -117,9 +118,15 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                              seed=rcfg.eval.seed, device=dev,
                              state_path=str(Path(workdir) / "eval_state.pt"))
     result = ev.evaluate(res.model, test_set)
-    return {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
-            "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
-            EVAL_RESULT: result}
+    row: dict[str, Any] = {"params": meas.params, "macs": meas.macs,
+                           "weight_sparsity": meas.weight_sparsity,
+                           "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
+                           "device": dev, EVAL_RESULT: result}
+    if res.pruner:  # the pruner instance's own metadata (pipeline.run_pipeline)
+        row.update(sparsity_target=res.pruner.get("sparsity_target", ""),
+                   method_summary=json.dumps(res.pruner.get("summary") or {}, sort_keys=True,
+                                             default=str))
+    return row
 
 
 def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
@@ -162,13 +169,16 @@ def _one_line(exc: BaseException) -> str:
 def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
     cfg = run.config
     try:
+        from prunekit.pruning.base import sparsity_target_of
         from prunekit.registry import PRUNERS
 
-        gran = getattr(PRUNERS.get(cfg.method), "granularity", "")
+        cls = PRUNERS.get(cfg.method)
+        gran, target = getattr(cls, "granularity", ""), sparsity_target_of(cls)
     except Exception:  # noqa: BLE001 - a row must still be written
-        gran = ""
+        gran, target = "", ""
     return {
         "run_id": run.run_id, "method": cfg.method, "granularity": gran,
+        "sparsity_target": target,
         "loss": cfg.loss.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
         "target_sparsity": cfg.sparsity, "seed": cfg.seed, "fold": cfg.data.fold,
         "eps": cfg.eval.eps if cfg.eval.eps is not None else cfg.loss.eps,

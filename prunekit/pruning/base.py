@@ -12,6 +12,12 @@ The training pipeline drives a pruner like this::
     model = pruner.finalize(model)   # channel: physically smaller model; weight: fixed masks
     # ... fine-tune ``model`` with an ordinary optimizer: pruned weights stay exactly zero
 
+Metadata (docs/pruning.md): :attr:`Pruner.sparsity_target` says what ``sparsity`` removes (the
+bench runner writes it to the CSV), :meth:`Pruner.hparams` returns the constructor arguments as
+given at construction (defaults filled in; never state that evolves during training), and
+:meth:`Pruner.summary` returns method-specific facts about the run (D2BC's calibration and
+channel recovery, ADMM's convergence), recorded in run.json and the CSV's ``method_summary``.
+
 ``state_dict()`` / ``load_state_dict()`` hold everything the pruner owns (gates, scores, Z/U,
 rho, step counters) as tensors and plain values, so a prune stage resumes after a crash. The
 model's own ``state_dict()`` is saved separately by the pipeline; ``attach`` must therefore be
@@ -21,14 +27,18 @@ must be called *after* ``attach``.
 from __future__ import annotations
 
 import abc
+import inspect
 from typing import Any, ClassVar, Iterable, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Pruner", "Granularity"]
+__all__ = ["Pruner", "Granularity", "SPARSITY_TARGETS", "sparsity_target_of"]
 
 Granularity = Literal["channel", "weight", "none"]
+#: what a pruner's ``sparsity`` can target (docs/results-schema.md, column ``sparsity_target``)
+SPARSITY_TARGETS = ("macs", "weights", "channels", "params", "none")
+_DEFAULT_TARGET = {"channel": "macs", "weight": "weights", "none": "none"}
 
 
 class Pruner(abc.ABC):
@@ -45,17 +55,34 @@ class Pruner(abc.ABC):
     #: set by the registry to the registered name
     registry_name: ClassVar[str] = ""
 
+    #: the quantity ``sparsity`` removes (one of :data:`SPARSITY_TARGETS`): "macs" (measured
+    #: MACs reduction of the finalized model), "weights" (weight sparsity of the prunable
+    #: layers), "channels" (fraction of the prunable layers' output channels removed), "params"
+    #: (parameter reduction) or "none" (dense). ``None`` = derived from :attr:`granularity`
+    #: (channel -> macs, weight -> weights, none -> none). Written to the CSV by the bench runner
+    #: and checked by the contract tests.
+    sparsity_target: ClassVar[str | None] = None
+
     # -- what the contract tests (tests/test_pruner_contract.py) check --------------------------
-    #: the quantity ``sparsity`` targets: "macs" (measured MACs reduction of the finalized model),
-    #: "weight" (measured weight sparsity of the prunable layers) or "none" (dense: both 0).
-    #: ``None`` = derived from :attr:`granularity` (channel -> macs, weight -> weight, none -> none)
-    contract_target: ClassVar[str | None] = None
     #: allowed absolute error between the measured quantity and ``sparsity`` after finalize
     contract_tolerance: ClassVar[float] = 0.02
     #: hyperparameters the contract tests pass so the target is reached in a few steps
     contract_hparams: ClassVar[dict[str, Any]] = {}
     #: learning rate of the contract tests' SGD during the prune stage
     contract_lr: ClassVar[float] = 0.01
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        target = cls.__dict__.get("sparsity_target")
+        if target is not None and target not in SPARSITY_TARGETS:
+            raise TypeError(f"{cls.__name__}.sparsity_target must be one of "
+                            f"{', '.join(SPARSITY_TARGETS)} or None, got {target!r}")
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "Pruner":
+        self = super().__new__(cls)
+        # the constructor arguments, as given (hparams() reads them, never the evolving state)
+        self._init_args = (args, dict(kwargs))
+        return self
 
     def __init__(self, sparsity: float, **hparams: Any) -> None:
         if hparams:
@@ -113,9 +140,27 @@ class Pruner(abc.ABC):
 
     # -- reporting ------------------------------------------------------------------------------
     def hparams(self) -> dict[str, Any]:
-        """Hyperparameters as plain values (for logs and provenance)."""
-        return {k: v for k, v in vars(self).items()
-                if not k.startswith("_") and isinstance(v, (int, float, str, bool, type(None)))}
+        """The constructor's hyperparameters as given at construction, defaults filled in
+        (``sparsity`` excluded; plain values only), for logs and provenance."""
+        args, kwargs = getattr(self, "_init_args", ((), {}))
+        try:
+            bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
+        except TypeError:
+            return {k: _plain(v) for k, v in kwargs.items()}
+        bound.apply_defaults()
+        out: dict[str, Any] = {}
+        for name, value in list(bound.arguments.items())[1:]:
+            kind = inspect.signature(type(self).__init__).parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                out.update({k: _plain(v) for k, v in value.items()})
+            elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "sparsity":
+                out[name] = _plain(value)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Method-specific facts about this run (JSON-serialisable), e.g. D2BC's calibration or
+        ADMM's convergence diagnostic; filled in by ``finalize``. Default: ``{}``."""
+        return {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
@@ -123,10 +168,9 @@ class Pruner(abc.ABC):
 
     @classmethod
     def target_kind(cls) -> str:
-        """What ``sparsity`` targets: "macs", "weight" or "none" (see :attr:`contract_target`)."""
-        if cls.contract_target is not None:
-            return cls.contract_target
-        return {"channel": "macs", "weight": "weight"}.get(cls.granularity, "none")
+        """What ``sparsity`` targets (:attr:`sparsity_target`, resolved from the granularity
+        when not declared); :func:`sparsity_target_of` also reads an instance's own value."""
+        return sparsity_target_of(cls)
 
     @staticmethod
     def _check(cond: bool, message: str) -> None:
@@ -137,3 +181,23 @@ class Pruner(abc.ABC):
     @staticmethod
     def _params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
         return [p for m in modules for p in m.parameters(recurse=False)]
+
+
+def sparsity_target_of(pruner: Any) -> str:
+    """What a pruner (class or instance; any object with ``granularity``) targets with
+    ``sparsity``: its declared ``sparsity_target``, else the default of its granularity."""
+    target = getattr(pruner, "sparsity_target", None)
+    if target is not None:
+        return str(target)
+    return _DEFAULT_TARGET.get(getattr(pruner, "granularity", "none"), "none")
+
+
+def _plain(v: Any) -> Any:
+    """``v`` if it is a plain JSON value (or a list/dict of them), else its ``repr``."""
+    if isinstance(v, (int, float, str, bool, type(None))):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return repr(v)

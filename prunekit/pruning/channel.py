@@ -4,10 +4,11 @@ ADMM filter).
 A subclass creates its per-group state in :meth:`ChannelPruner.init_gates` and returns, from
 :meth:`ChannelPruner.group_gates`, one gate tensor per dependency group (length = the group's
 channels; forward values 0/1, differentiable e.g. through a straight-through estimator). The base
-class multiplies the output of every mask site of the group (its normalisation layers, see
-:mod:`prunekit.pruning.groups`) by the gate, so a gated channel is exactly zero everywhere it is
-consumed; :meth:`finalize` removes the gated channels physically with torch-pruning and returns a
-smaller dense model whose eval outputs equal the masked model's.
+class multiplies every gated channel into the in-channel weights of the layers that consume it
+(:mod:`prunekit.pruning.gating`), so a gated channel is exactly zero everywhere it is consumed
+while its gate still gets the training loss's gradient (a closed channel can re-open);
+:meth:`finalize` removes the gated channels physically with torch-pruning and returns a smaller
+dense model whose outputs equal the masked model's.
 
 Guarantee: a group never loses all its channels. If a subclass's gate is zero everywhere in a
 group, the channel with the highest :meth:`group_scores` value is kept (in the forward pass *and*
@@ -16,18 +17,15 @@ at finalize, so masked and compacted models agree).
 from __future__ import annotations
 
 import abc
-import functools
 import logging
 from typing import Any, ClassVar, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.hooks import RemovableHandle
 
 from prunekit.pruning.base import Pruner
 from prunekit.pruning.compaction import compact
+from prunekit.pruning.gating import ChannelGating
 from prunekit.pruning.groups import ChannelGroups, build_groups
 
 __all__ = ["ChannelPruner", "select_by_macs"]
@@ -56,9 +54,7 @@ class ChannelPruner(Pruner):
         self.include_stem = bool(include_stem)
         self.include_classifier = bool(include_classifier)
         self.groups: ChannelGroups | None = None
-        self._handles: list[RemovableHandle] = []
-        self._patched: list[nn.Module] = []
-        self._gates: list[Tensor] | None = None
+        self._gating: ChannelGating | None = None
 
     # -- subclass interface ---------------------------------------------------------------------
     def init_gates(self, groups: ChannelGroups) -> None:
@@ -88,49 +84,14 @@ class ChannelPruner(Pruner):
 
     def _install_hooks(self) -> None:
         assert self.groups is not None and self.model is not None
-        named = dict(self.model.named_modules())
-        self._handles.append(self.model.register_forward_pre_hook(self._pre_forward))
-        for gi, g in enumerate(self.groups):
-            for site in g.mask_sites:
-                mod = named[site]
-                if isinstance(mod, _BatchNorm) and mod.affine:
-                    # fold the gate into the BN affine parameters: no extra full-size op
-                    mod.forward = functools.partial(_gated_bn_forward, mod,
-                                                    self._site_gate(gi, site))
-                    self._patched.append(mod)
-                else:
-                    self._handles.append(mod.register_forward_hook(self._site_hook(gi, site)))
-
-    def _pre_forward(self, module: nn.Module, args: Any) -> None:
-        self._gates = self.current_gates()
-
-    def _site_gate(self, gi: int, site: str):
-        group = self.groups[gi]  # type: ignore[index]
-
-        def gate(channels: int) -> Tensor:
-            gates = self._gates if self._gates is not None else self.current_gates()
-            return group.site_gate(site, gates[gi], channels)
-
-        return gate
-
-    def _site_hook(self, gi: int, site: str):
-        site_gate = self._site_gate(gi, site)
-
-        def hook(module: nn.Module, inp: Any, out: Tensor) -> Tensor:
-            gate = site_gate(out.shape[1]).to(device=out.device, dtype=out.dtype)
-            return out * gate.view(1, -1, *([1] * (out.dim() - 2)))
-
-        return hook
+        self._gating = ChannelGating(self.groups, self.current_gates)
+        self._gating.install()
 
     def remove_hooks(self) -> None:
         """Remove every hook this pruner installed (needed before ``deepcopy`` / compaction)."""
-        for h in self._handles:
-            h.remove()
-        for mod in self._patched:
-            mod.__dict__.pop("forward", None)
-        self._handles = []
-        self._patched = []
-        self._gates = None
+        if self._gating is not None:
+            self._gating.remove()
+        self._gating = None
 
     def current_gates(self) -> list[Tensor]:
         """:meth:`group_gates` with the keep-at-least-one-channel guarantee applied."""
@@ -190,24 +151,9 @@ class ChannelPruner(Pruner):
         return compacted
 
 
-def _gated_bn_forward(bn: _BatchNorm, site_gate, x: Tensor) -> Tensor:
-    """``_BatchNorm.forward`` (torch 2.x) with ``weight * g`` and ``bias * g``: equal to the BN
-    output times ``g`` (exactly zero where ``g = 0``) and the same gate gradient, without an
-    extra full-size multiply in the forward and backward passes."""
-    bn._check_input_dim(x)
-    factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
-        bn.num_batches_tracked.add_(1)
-        factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
-    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
-    track = not bn.training or bn.track_running_stats
-    g = site_gate(x.shape[1]).to(device=bn.weight.device, dtype=bn.weight.dtype)
-    return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None,
-                        bn.weight * g, bn.bias * g, use_batch, factor, bn.eps)
-
-
 def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduction: float,
-                   min_keep: int = 1, multiple_of: int = 1) -> list[Tensor]:
+                   min_keep: int = 1, multiple_of: int = 1,
+                   tiebreak: Sequence[Tensor] | None = None) -> list[Tensor]:
     """Keep masks that hit ``1 - MACs/MACs_dense ~= target_reduction`` (analytic count) by
     keeping channels in decreasing score order (scores comparable across groups).
 
@@ -218,28 +164,35 @@ def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduc
     Blocks are added back globally by score while the MACs stay within the budget
     ``(1 - target) * MACs_dense`` (binary search on the prefix length; MACs grow monotonically
     with the kept set), so the analytic reduction is >= the target unless the floor is above it.
+    Equal scores are ordered by ``tiebreak`` (higher first; e.g. D2BC's calibration ranks by
+    gate value, then filter norm: :func:`prunekit.pruning.groups.channel_norms`), never by
+    group or channel position unless those are equal too.
     Used by score-based channel methods and by D2BC's calibration.
     """
     if multiple_of < 1 or min_keep < 1:
         raise ValueError("select_by_macs: min_keep and multiple_of must be >= 1")
     budget = (1.0 - target_reduction) * groups.dense_macs
     keep = [torch.zeros(g.size, dtype=torch.bool) for g in groups]
-    blocks: list[tuple[float, int, list[int]]] = []
+    blocks: list[tuple[float, float, int, list[int]]] = []
     for gi, s in enumerate(scores):
         s = s.detach().float().cpu()
-        order = torch.argsort(s, descending=True).tolist()
+        t = (torch.zeros_like(s) if tiebreak is None
+             else tiebreak[gi].detach().float().cpu().reshape(s.shape))
+        # lexicographic (score, tiebreak), both descending: stable sort by the minor key first
+        by_t = torch.argsort(t, descending=True, stable=True)
+        order = by_t[torch.argsort(s[by_t], descending=True, stable=True)].tolist()
         first = max(min_keep, multiple_of)
         for c in order[:first]:
             keep[gi][c] = True
         rest = order[first:]
         for b in range(0, len(rest), multiple_of):
             chunk = rest[b:b + multiple_of]
-            blocks.append((float(s[chunk[0]]), gi, chunk))
-    blocks.sort(key=lambda t: -t[0])
+            blocks.append((float(s[chunk[0]]), float(t[chunk[0]]), gi, chunk))
+    blocks.sort(key=lambda b: (-b[0], -b[1]))
 
     def kept_with(n: int) -> list[Tensor]:
         trial = [k.clone() for k in keep]
-        for _, gi, chunk in blocks[:n]:
+        for _, _, gi, chunk in blocks[:n]:
             trial[gi][chunk] = True
         return trial
 

@@ -7,6 +7,13 @@ identity path together), binarised as ``b = 1[m > thres]`` with the straight-thr
 ``dL/dm = dL/db``; ``m ~ U[0, 1]`` (or a constant); loss ``L = L_adv + gamma * L_MAC``; weights
 and gates are trained together (SGD); after the search the gated channels are removed physically.
 
+Where the gate acts: on the channel as its consumers read it (after BN, ReLU, pooling and the
+residual add; :mod:`prunekit.pruning.gating`). A closed channel is exactly zero downstream, yet
+its gate still gets the adversarial loss's gradient, so channels pruned early can come back --
+the paper trains masks jointly with the weights. (prunekit < 0.2 folded the gate into the BN
+affine before the ReLU, where a closed gate's gradient is exactly 0: no channel ever re-opened
+and the final architecture was essentially the random initial one; issue 10.)
+
 Deliberate deviations from the paper (docs/pruning.md, "D2BC choices"):
 
 * **Normalised MAC loss.** The paper writes ``L_MAC = |MACs(b) - T|^2`` with ``gamma = 0.01``.
@@ -29,9 +36,16 @@ Deliberate deviations from the paper (docs/pruning.md, "D2BC choices"):
   under SGD with momentum, as the gates have no weight decay).
 * **Calibration** (``calibrate=True``, default): the gates flip in discrete steps, so the search
   ends near, not at, the target. At :meth:`finalize` the kept set is corrected to the target by
-  ranking all channels by ``m`` (:func:`select_by_macs`) if the analytic reduction is off by more
-  than ``calibrate_tol`` (or always when ``round_to > 1``: widths rounded to multiples of
-  ``round_to``); the correction is logged and kept in :attr:`calibration`.
+  ranking all channels by ``m`` (:func:`select_by_macs`; equal ``m`` -- common, the clamp piles
+  gates up at 0 and 1 -- ranked by the RMS of the channel's coupled filters, never by position)
+  if the analytic reduction is off by more than ``calibrate_tol`` (or always when
+  ``round_to > 1``: widths rounded to multiples of ``round_to``); the correction is logged and
+  reported by :meth:`summary`.
+* **Seeds.** The initialisation is drawn from ``seed``; by default (``seed=None``) that seed is
+  drawn from torch's global generator at ``attach``, which the pipeline seeds from the run seed,
+  so every run seed gets its own initialisation (the seed used is in :meth:`summary`).
+  ``init="constant"`` adds a seeded jitter of ``init_jitter`` (default 0.01) so that the gates
+  do not move in lockstep and are not tied at calibration.
 """
 from __future__ import annotations
 
@@ -42,7 +56,7 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.pruning.channel import ChannelPruner, select_by_macs
-from prunekit.pruning.groups import ChannelGroups
+from prunekit.pruning.groups import ChannelGroups, channel_norms
 from prunekit.registry import PRUNERS
 
 __all__ = ["D2BC", "binarize_ste"]
@@ -70,15 +84,19 @@ class D2BC(ChannelPruner):
         sparsity: target reduction of the conv + linear MACs, in [0, 1).
         gamma: weight of ``L_MAC`` (normalised form, see the module docstring). Default 5.
         thres: binarisation threshold (paper: 0.5), in (0, 1).
-        init: "uniform" (``m ~ U[0, 1]``, the paper) or "constant" (``m = init_value``).
+        init: "uniform" (``m ~ U[0, 1]``, the paper) or "constant" (``m ~ init_value`` plus a
+            seeded jitter).
         init_value: the constant for ``init="constant"`` (> thres keeps every channel).
+        init_jitter: half-width of the uniform jitter around ``init_value`` (the interval is
+            shifted to stay inside [0, 1]); 0 = exactly constant (gates then move in lockstep).
         gate_lr_mult: multiplier of the gates' gradient (= lr multiplier under SGD). Default 20.
         clamp: clamp ``m`` to [0, 1] after each step.
         calibrate: correct the kept set to the target at finalize (see module docstring).
         calibrate_tol: absolute error in MACs reduction tolerated before calibrating.
         round_to: with ``calibrate``, keep a multiple of ``round_to`` channels per group (8 makes
             compacted models much faster on CPUs); forces the calibration step when > 1.
-        seed: seed of the uniform initialisation (``attach`` is deterministic).
+        seed: seed of the initialisation; None (default) = drawn from torch's global generator
+            at ``attach`` (seeded from the run seed by the pipeline). Reported by ``summary()``.
 
     Example::
 
@@ -90,9 +108,10 @@ class D2BC(ChannelPruner):
     contract_hparams: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, sparsity: float, *, gamma: float = 5.0, thres: float = 0.5,
-                 init: str = "uniform", init_value: float = 1.0, gate_lr_mult: float = 20.0,
-                 clamp: bool = True, calibrate: bool = True, calibrate_tol: float = 0.005,
-                 round_to: int = 1, seed: int = 0, include_stem: bool = False,
+                 init: str = "uniform", init_value: float = 1.0, init_jitter: float = 0.01,
+                 gate_lr_mult: float = 20.0, clamp: bool = True, calibrate: bool = True,
+                 calibrate_tol: float = 0.005, round_to: int = 1, seed: int | None = None,
+                 include_stem: bool = False,
                  include_classifier: bool = False,
                  **hparams: Any) -> None:
         super().__init__(sparsity, include_stem=include_stem,
@@ -111,35 +130,44 @@ class D2BC(ChannelPruner):
                     f"calibrate_tol must be in [0, 1), got {calibrate_tol!r}")
         self._check(isinstance(round_to, int) and round_to >= 1,
                     f"round_to must be an integer >= 1, got {round_to!r}")
-        self._check(isinstance(seed, int), f"seed must be an integer, got {seed!r}")
+        self._check(isinstance(init_jitter, (int, float)) and 0.0 <= init_jitter <= 0.5,
+                    f"init_jitter must be in [0, 0.5], got {init_jitter!r}")
+        self._check(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
+                    f"seed must be an integer or null, got {seed!r}")
         self.gamma = float(gamma)
         self.thres = float(thres)
         self.init = init
         self.init_value = float(init_value)
+        self.init_jitter = float(init_jitter)
         self.gate_lr_mult = float(gate_lr_mult)
         self.clamp = bool(clamp)
         self.calibrate = bool(calibrate)
         self.calibrate_tol = float(calibrate_tol)
         self.round_to = round_to
         self.seed = seed
+        self.init_seed: int | None = None
         self.gate_params: list[nn.Parameter] = []
-        #: set by finalize: {"search_reduction", "final_reduction", "calibrated"}
+        self._m0: list[Tensor] = []
+        #: set by finalize: search/final reduction, calibrated, channel recovery counts
         self.calibration: dict[str, Any] = {}
 
     # -- gates ----------------------------------------------------------------------------------
     def init_gates(self, groups: ChannelGroups) -> None:
-        gen = torch.Generator().manual_seed(self.seed)
+        seed = self.seed if self.seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+        self.init_seed = seed
+        gen = torch.Generator().manual_seed(seed)
         device = next(iter(groups.model.parameters())).device
+        j = self.init_jitter
+        low = min(max(self.init_value - j, 0.0), 1.0 - 2 * j)
         self.gate_params = []
         for g in groups:
-            if self.init == "uniform":
-                m = torch.rand(g.size, generator=gen)
-            else:
-                m = torch.full((g.size,), self.init_value)
+            u = torch.rand(g.size, generator=gen)
+            m = u if self.init == "uniform" else low + 2 * j * u
             p = nn.Parameter(m.to(device))
             if self.gate_lr_mult != 1.0:
                 p.register_hook(lambda grad, k=self.gate_lr_mult: grad * k)
             self.gate_params.append(p)
+        self._m0 = [p.detach().clone() for p in self.gate_params]
         floor = 1.0 - float(groups.macs([_one_hot(g.size, device) for g in groups])) / groups.dense_macs
         if self.sparsity > floor:
             log.warning("d2bc: target MACs reduction %.4f is above the largest reachable %.4f "
@@ -181,11 +209,13 @@ class D2BC(ChannelPruner):
         if self.groups is None:
             raise ValueError("finalize() must be given the model passed to attach()")
         search = self.macs_reduction()
+        recovery = self._recovery()
         calibrated = False
         off = abs(search - self.sparsity) > self.calibrate_tol or self.round_to > 1
         if self.calibrate and off and len(self.groups):
             keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params],
-                                  self.sparsity, multiple_of=self.round_to)
+                                  self.sparsity, multiple_of=self.round_to,
+                                  tiebreak=self._filter_rms())
             with torch.no_grad():  # move m across the threshold where the kept set changes
                 for m, k in zip(self.gate_params, keep):
                     on = (m > self.thres)
@@ -194,15 +224,49 @@ class D2BC(ChannelPruner):
                     m[~k & on] = self.thres
             calibrated = True
         final = self.macs_reduction()
+        kept = int(sum(int(k.sum()) for k in self.keep_masks()))
         self.calibration = {"search_reduction": search, "final_reduction": final,
-                            "calibrated": calibrated}
+                            "calibrated": calibrated, **recovery, "kept_final": kept}
         log.info("d2bc: analytic MACs reduction %.4f at the end of search, %.4f final (target "
-                 "%.4f, calibrated=%s)", search, final, self.sparsity, calibrated)
+                 "%.4f, calibrated=%s); %d of %d channels closed at init re-opened",
+                 search, final, self.sparsity, calibrated, recovery["reopened"],
+                 recovery["closed_at_init"])
         return super().finalize(model)
+
+    def _recovery(self) -> dict[str, int]:
+        """Channel counts of the search: closed at init, re-opened, closed during the search."""
+        closed0 = torch.cat([m0 <= self.thres for m0 in self._m0]) if self._m0 else None
+        open_now = torch.cat([m.detach().cpu() > self.thres for m in self.gate_params])
+        if closed0 is None or closed0.numel() != open_now.numel():
+            return {"channels": int(open_now.numel())}
+        closed0 = closed0.cpu()
+        return {"channels": int(open_now.numel()), "closed_at_init": int(closed0.sum()),
+                "reopened": int((closed0 & open_now).sum()),
+                "closed_in_search": int((~closed0 & ~open_now).sum()),
+                "kept_after_search": int(open_now.sum())}
+
+    def _filter_rms(self) -> list[Tensor]:
+        """Calibration tie-break: RMS weight of each channel's coupled filters (comparable
+        across groups of different fan-in)."""
+        assert self.groups is not None
+        named = dict(self.groups.model.named_modules())
+        out = []
+        for g, n in zip(self.groups, channel_norms(self.groups)):
+            fan = sum(named[c].weight[0].numel() for c in g.convs)
+            out.append(n / max(fan, 1) ** 0.5)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Initialisation (``init``, ``init_seed``) and, after ``finalize``, the calibration
+        (``search_reduction``, ``final_reduction``, ``calibrated``) and the channel recovery of
+        the search (``channels``, ``closed_at_init``, ``reopened``, ``closed_in_search``,
+        ``kept_after_search``, ``kept_final``)."""
+        return {"init": self.init, "init_seed": self.init_seed, **self.calibration}
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"m": [m.detach().clone() for m in self.gate_params],
+                "m0": [m.clone() for m in self._m0], "init_seed": self.init_seed,
                 "calibration": dict(self.calibration)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -215,4 +279,8 @@ class D2BC(ChannelPruner):
                 if p.shape != m.shape:
                     raise ValueError(f"gate shape mismatch: {tuple(m.shape)} vs {tuple(p.shape)}")
                 p.copy_(m)
+        if "m0" in state and len(state["m0"]) == len(self.gate_params):
+            self._m0 = [m.detach().cpu().clone() for m in state["m0"]]
+        if state.get("init_seed") is not None:
+            self.init_seed = int(state["init_seed"])
         self.calibration = dict(state.get("calibration", {}))

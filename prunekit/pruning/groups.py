@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-__all__ = ["ChannelGroup", "ChannelGroups", "LayerInfo", "build_groups", "stem_and_classifier"]
+__all__ = ["ChannelGroup", "ChannelGroups", "LayerInfo", "build_groups", "stem_and_classifier",
+           "scatter_gate", "channel_norms"]
 
 _CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -46,6 +47,17 @@ class Slice:
     @property
     def identity(self) -> bool:
         return bool(torch.equal(self.idxs, self.root_idxs))
+
+
+def scatter_gate(sl: Slice, gate: Tensor, n: int, base: Tensor | None = None) -> Tensor:
+    """Per-index multiplier of length ``n`` for one module dimension: ``gate[root_idxs]`` at
+    ``idxs`` and ``base`` (ones by default) elsewhere."""
+    if base is None:
+        if sl.identity and n == gate.numel():
+            return gate
+        base = gate.new_ones(n)
+    dev = gate.device
+    return base.index_put((sl.idxs.to(dev),), gate[sl.root_idxs.to(dev)])
 
 
 @dataclass
@@ -65,11 +77,7 @@ class ChannelGroup:
     def site_gate(self, name: str, gate: Tensor, channels: int) -> Tensor:
         """The per-channel multiplier of mask site ``name`` (length ``channels``) from the group
         gate, honouring the idxs/root_idxs pairing."""
-        sl = self.out_slices[name]
-        if sl.identity and channels == self.size:
-            return gate
-        out = gate.new_ones(channels)
-        return out.index_put((sl.idxs.to(gate.device),), gate[sl.root_idxs.to(gate.device)])
+        return scatter_gate(self.out_slices[name], gate, channels)
 
 
 @dataclass
@@ -254,3 +262,31 @@ def build_groups(model: nn.Module, example_inputs: Tensor, *, include_stem: bool
         groups.append(ChannelGroup(len(groups), root, size, convs, norms, sites, consumers,
                                    out_sl, in_sl))
     return ChannelGroups(model, dg, groups, layers, stem, classifier)
+
+
+def channel_norms(groups: ChannelGroups, weights: Mapping[str, Tensor] | None = None,
+                  p: int = 2) -> list[Tensor]:
+    """Per-channel norm of each group (root channel order) over the output filters of *all* the
+    group's convs (coupled channels share one norm): the L2 norm of the concatenated filters
+    (``p=2``) or the sum of their absolute values (``p=1``). ``weights`` maps conv name to the
+    weight to use (default: every group conv's own weight); convs absent from it are skipped."""
+    if weights is None:
+        named = dict(groups.model.named_modules())
+        weights = {n: named[n].weight for g in groups for n in g.convs}
+    out = []
+    for g in groups:
+        acc = None
+        for name in g.convs:
+            if name not in weights:
+                continue
+            w = weights[name].detach()
+            sl = g.out_slices[name]
+            rows = w.flatten(1)[sl.idxs.to(w.device)]
+            v = rows.abs().sum(1) if p == 1 else rows.pow(2).sum(1)
+            part = torch.zeros(g.size, dtype=v.dtype, device=v.device)
+            part.index_add_(0, sl.root_idxs.to(v.device), v)
+            acc = part if acc is None else acc + part
+        if acc is None:
+            raise ValueError(f"group {g.index} (root {g.root}) has no conv weight")
+        out.append(acc if p == 1 else acc.sqrt())
+    return out

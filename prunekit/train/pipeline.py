@@ -19,6 +19,7 @@ from torch import nn
 
 from prunekit import checkpoint as ckpt
 from prunekit.config import ConfigError, RunConfig
+from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS
 from prunekit.sections import build_loss, build_model
 from prunekit.train.data import build_train_set
@@ -59,6 +60,7 @@ class PipelineResult:
     (1 x C x H x W, on the device). ``train_seconds``: sum of the stages' seconds (a cached
     pretraining counts with the seconds it took when it was trained, so runs stay comparable).
     ``cfg``: the resolved config (eps filled in). ``workdir``: where checkpoints and logs are.
+    ``pruner``: ``{"name", "sparsity_target", "hparams", "summary"}`` (also in run.json).
     """
 
     model: nn.Module
@@ -69,6 +71,7 @@ class PipelineResult:
     train_seconds: float
     cfg: RunConfig | None = None
     workdir: Path | None = None
+    pruner: dict[str, Any] = field(default_factory=dict)
 
 
 def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
@@ -123,11 +126,10 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     else:
         records["prune"] = StageRecord(skipped=True)
     model = pruner.finalize(model).to(dev)
-    pruner_info = {"name": cfg.method, "hparams": pruner.hparams(),
-                   **({"calibration": pruner.calibration} if getattr(pruner, "calibration", None)
-                      else {})}
-    if pruner_info.get("calibration"):
-        log.info("%s: %s", cfg.method, pruner_info["calibration"])
+    pruner_info = {"name": cfg.method, "sparsity_target": sparsity_target_of(pruner),
+                   "hparams": pruner.hparams(), "summary": pruner.summary()}
+    if pruner_info["summary"]:
+        log.info("%s: %s", cfg.method, pruner_info["summary"])
 
     # 3. adversarial fine-tuning of the finalized model ----------------------------------------
     st = cfg.stage("finetune")
@@ -148,7 +150,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     dist.barrier()
     return PipelineResult(model=model, dense_model=dense_model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
-                          workdir=workdir)
+                          workdir=workdir, pruner=pruner_info)
 
 
 # ------------------------------------------------------------------------------------------------
