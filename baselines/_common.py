@@ -6,18 +6,19 @@ Private to ``baselines``; a third-party plug-in would keep helpers like these in
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from prunekit.pruning.channel import ChannelPruner
 from prunekit.pruning.groups import ChannelGroups
 from prunekit.pruning.masking import prunable_layers, topk_masks
 
 __all__ = ["select_layers", "topk_keep", "ScoreSTE", "freeze_all_but_norm", "unfreeze",
            "scaled_score_init", "check_choice", "norm_params", "uniform_group_counts",
-           "group_row_masks", "topk_count", "MaskCache", "draw_seed"]
+           "group_row_masks", "topk_count", "MaskCache", "draw_seed", "FixedChannelSelection"]
 
 
 def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
@@ -178,3 +179,34 @@ class MaskCache:
                 self._value = fn(scores.detach())
             self._key = key
         return self._value
+
+
+class FixedChannelSelection(ChannelPruner):
+    """A channel pruner whose kept channels are chosen once, in :meth:`select` (called at
+    ``attach``), and stay fixed: the prune stage trains the masked network (one-shot criteria
+    such as random-channel and l1-channel)."""
+
+    def __init__(self, sparsity: float, **kwargs: Any) -> None:
+        super().__init__(sparsity, **kwargs)
+        self.keep: list[Tensor] = []
+
+    def select(self, groups: ChannelGroups) -> list[Tensor]:
+        """Bool keep mask per group (subclass)."""
+        raise NotImplementedError
+
+    def init_gates(self, groups: ChannelGroups) -> None:
+        device = next(groups.model.parameters()).device
+        self.keep = [k.to(device=device, dtype=torch.bool) for k in self.select(groups)]
+
+    def group_gates(self) -> list[Tensor]:
+        return [k.float() for k in self.keep]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"keep": [k.clone() for k in self.keep]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        keep = list(state["keep"])
+        if len(keep) != len(self.keep):
+            raise ValueError(f"{type(self).__name__} state has {len(keep)} groups, the attached "
+                             f"model {len(self.keep)}")
+        self.keep = [k.to(device=old.device, dtype=torch.bool) for k, old in zip(keep, self.keep)]

@@ -24,16 +24,14 @@ deviation so that the MACs target is comparable with the other channel methods.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
-
-import torch
 import torch_pruning as tp
 from torch import Tensor
 
-from prunekit.pruning.channel import ChannelPruner, select_by_macs
+from prunekit.pruning.channel import select_by_macs
 from prunekit.pruning.groups import ChannelGroups
 
-from baselines._common import check_choice, topk_count, uniform_group_counts
+from baselines._common import (FixedChannelSelection, check_choice, topk_count,
+                               uniform_group_counts)
 
 __all__ = ["L1Channel", "l1_importance"]
 
@@ -54,7 +52,7 @@ def l1_importance(groups: ChannelGroups, group_reduction: str = "first") -> list
     return out
 
 
-class L1Channel(ChannelPruner):
+class L1Channel(FixedChannelSelection):
     """Li et al. (2017) L1 filter pruning at the MACs target (``l1-channel``).
 
     Args:
@@ -77,9 +75,8 @@ class L1Channel(ChannelPruner):
         self.group_reduction = check_choice("group_reduction", group_reduction,
                                             ("first", "sum", "mean"))
         self.allocation = check_choice("allocation", allocation, ("uniform", "global"))
-        self.keep: list[Tensor] = []
 
-    def init_gates(self, groups: ChannelGroups) -> None:
+    def select(self, groups: ChannelGroups) -> list[Tensor]:
         scores = l1_importance(groups, self.group_reduction)
         if self.allocation == "global":
             keep = select_by_macs(groups, [s / s.mean().clamp_min(1e-12) for s in scores],
@@ -87,19 +84,5 @@ class L1Channel(ChannelPruner):
         else:
             keep = [topk_count(s, k) for s, k in
                     zip(scores, uniform_group_counts(groups, self.sparsity))]
-        device = next(groups.model.parameters()).device
-        self.keep = [k.to(device) for k in keep]
         log.info("l1-channel: kept %s of %s", [int(k.sum()) for k in keep], groups.sizes())
-
-    def group_gates(self) -> list[Tensor]:
-        return [k.float() for k in self.keep]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"keep": [k.clone() for k in self.keep]}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        keep = list(state["keep"])
-        if len(keep) != len(self.keep):
-            raise ValueError(f"l1-channel state has {len(keep)} groups, the attached model "
-                             f"{len(self.keep)}")
-        self.keep = [k.to(device=old.device, dtype=torch.bool) for k, old in zip(keep, self.keep)]
+        return keep

@@ -18,17 +18,18 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
-from prunekit.pruning.channel import ChannelPruner, select_by_macs
+from prunekit.pruning.channel import select_by_macs
 from prunekit.pruning.groups import ChannelGroups
 
-from baselines._common import check_choice, draw_seed, uniform_group_counts
+from baselines._common import (FixedChannelSelection, check_choice, draw_seed, topk_count,
+                               uniform_group_counts)
 
 __all__ = ["RandomChannel"]
 
 log = logging.getLogger(__name__)
 
 
-class RandomChannel(ChannelPruner):
+class RandomChannel(FixedChannelSelection):
     """Uniformly random channels at the MACs target (``random-channel``).
 
     Args:
@@ -52,39 +53,26 @@ class RandomChannel(ChannelPruner):
                     f"seed must be an integer or null, got {seed!r}")
         self.seed = seed
         self.init_seed: int | None = None
-        self.keep: list[Tensor] = []
 
-    def init_gates(self, groups: ChannelGroups) -> None:
+    def select(self, groups: ChannelGroups) -> list[Tensor]:
         self.init_seed = draw_seed(self.seed)
         gen = torch.Generator().manual_seed(self.init_seed)
         scores = [torch.rand(g.size, generator=gen) for g in groups]
         if self.allocation == "global":
             keep = select_by_macs(groups, scores, self.sparsity)
         else:
-            counts = uniform_group_counts(groups, self.sparsity)
-            keep = []
-            for s, k in zip(scores, counts):
-                mask = torch.zeros(s.numel(), dtype=torch.bool)
-                mask[torch.argsort(s, descending=True)[:k]] = True
-                keep.append(mask)
-        device = next(groups.model.parameters()).device
-        self.keep = [k.to(device) for k in keep]
+            keep = [topk_count(s, k) for s, k in
+                    zip(scores, uniform_group_counts(groups, self.sparsity))]
         log.info("random-channel: kept %s of %s (seed %d)", [int(k.sum()) for k in keep],
                  groups.sizes(), self.init_seed)
-
-    def group_gates(self) -> list[Tensor]:
-        return [k.float() for k in self.keep]
+        return keep
 
     def summary(self) -> dict[str, Any]:
         return {"allocation": self.allocation, "init_seed": self.init_seed}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"keep": [k.clone() for k in self.keep], "init_seed": self.init_seed}
+        return {**super().state_dict(), "init_seed": self.init_seed}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        keep = list(state["keep"])
-        if len(keep) != len(self.keep):
-            raise ValueError(f"random-channel state has {len(keep)} groups, the attached model "
-                             f"{len(self.keep)}")
-        self.keep = [k.to(device=old.device, dtype=torch.bool) for k, old in zip(keep, self.keep)]
+        super().load_state_dict(state)
         self.init_seed = state.get("init_seed", self.init_seed)

@@ -3,6 +3,7 @@ official behaviour (inspire-group/hydra, yeshaokai/Robustness-Aware-Pruning-ADMM
 values here are written out independently from the official formulas, not from baselines/."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -14,9 +15,8 @@ from torch.nn.utils import parametrize
 from prunekit import PRUNERS
 from prunekit.pruning.masking import prunable_layers
 
-from baselines._common import scaled_score_init
-from baselines.admm import ADMM
-from baselines.admm_filter import ADMMFilter
+from baselines._common import scaled_score_init, uniform_group_counts
+from baselines.admm import ADMM, ADMMFilter
 from baselines.dense import Dense
 from baselines.hydra import Hydra, HydraChannel
 
@@ -78,7 +78,12 @@ def test_registered_through_entry_points() -> None:
     for name, cls in [("dense", Dense), ("hydra", Hydra), ("hydra-channel", HydraChannel),
                       ("admm", ADMM), ("admm-filter", ADMMFilter)]:
         assert PRUNERS.get(name) is cls
-    assert type(PRUNERS.build("admm", sparsity=0.5, projection="filter")) is ADMMFilter
+    one = PRUNERS.build("admm", sparsity=0.5, projection="filter")   # one class, a strategy
+    assert type(one) is ADMM and (one.granularity, one.sparsity_target) == ("channel", "macs")
+    assert (ADMMFilter.granularity, ADMMFilter.target_kind()) == ("channel", "macs")
+    assert (ADMM.granularity, ADMM.target_kind()) == ("weight", "weights")
+    with pytest.raises(ValueError, match="admm-filter: projection must be filter"):
+        PRUNERS.build("admm-filter", sparsity=0.5, projection="irregular")
     with pytest.raises(ValueError, match="projection must be one of irregular, filter"):
         PRUNERS.build("admm", sparsity=0.5, projection="column")
 
@@ -289,13 +294,13 @@ def test_admm_filter_projection_whole_coupled_filters(net, batch) -> None:
     x, y = batch
     p = PRUNERS.build("admm-filter", sparsity=0.4, admm_interval=1, interval_unit="step")
     p.attach(net, x[:2])
-    groups = list(p.groups)
+    groups = list(p._proj.groups)
     coupled = [g for g in groups if len(g.convs) > 1]
     assert coupled and set(coupled[0].convs) >= {"conv2", "conv3"}
     opt = torch.optim.SGD(p.param_groups(net), lr=0.1, momentum=0.9)
     U0 = {n: u.clone() for n, u in p._U.items()}
     _step(net, p, x, y, opt, 0)                                  # first Z/U update
-    for g, k in zip(groups, p._counts):
+    for g, k in zip(groups, p._proj.counts):
         V = {c: net.get_submodule(c).weight.detach() + U0[c] for c in g.convs}
         norm = sum(V[c].flatten(1).pow(2).sum(1) for c in g.convs).sqrt()   # shared norm
         keep = torch.zeros(g.size, dtype=torch.bool)
@@ -308,6 +313,144 @@ def test_admm_filter_projection_whole_coupled_filters(net, batch) -> None:
     small = p.finalize(net)
     assert small.conv3.out_channels == small.conv2.out_channels < 16
     assert small(x).shape == (8, 4)
+
+
+def test_admm_hparams_are_the_constructor_arguments(net, batch) -> None:
+    """rho evolves during training; hparams() records the rho the run was configured with."""
+    p = PRUNERS.build("admm", sparsity=0.5, rho=0.01, admm_interval=1, interval_unit="step")
+    p.attach(net, batch[0][:2])
+    for s in range(3):
+        p.on_step_end(s)
+    assert p.rho == pytest.approx(0.01 * 1.3 ** 3) and p.hparams()["rho"] == 0.01
+    assert p.hparams()["projection"] == "irregular"
+
+
+def _admm_run(net, batch, rho: float, steps: int, interval: int = 2, lr: float = 0.05,
+              momentum: float = 0.9, **hp):
+    x, y = batch
+    p = PRUNERS.build("admm", sparsity=0.75, rho=rho, admm_interval=interval,
+                      interval_unit="step", **hp)
+    p.attach(net, x[:2])
+    W0 = {n: m.weight.detach().clone() for n, m in prunable_layers(net).items()}
+    opt = torch.optim.SGD(p.param_groups(net), lr=lr, momentum=momentum)
+    for i in range(steps):
+        _step(net, p, x, y, opt, i)
+    W = {n: m.weight.detach().clone() for n, m in prunable_layers(net).items()}
+    Z = {n: z.clone() for n, z in p._Z.items()}
+    net = p.finalize(net)
+    return p, W0, W, Z
+
+
+def test_admm_convergence_diagnostic_formulas(net, batch, caplog) -> None:
+    with caplog.at_level("WARNING", logger="baselines.admm"):
+        p, W0, W, Z = _admm_run(net, batch, rho=1e-3, steps=4)
+    d = p.summary()
+    keep = {n: _ref_topk(w, 0.75) for n, w in W.items()}             # what the hard prune keeps
+    norm = lambda ts: math.sqrt(sum(float(t.pow(2).sum()) for t in ts))   # noqa: E731
+    assert d["rel_residual"] == pytest.approx(norm(W[n] - Z[n] for n in W) / norm(W.values()),
+                                              rel=1e-5)
+    assert d["pruned_norm_survived"] == pytest.approx(
+        norm(W[n][~keep[n]] for n in W) / norm(W0[n][~keep[n]] for n in W), rel=1e-5)
+    assert d["n_updates"] == 2 and d["pruned_norm_survived"] > 0.9 and not d["converged"]
+    assert "not converged" in caplog.text
+    json.dumps(d)
+
+
+def test_admm_converges_with_enough_rho(net, batch, caplog) -> None:
+    """Toy check of the mechanism: rho large enough for the steps taken, and W-steps long
+    enough between two Z/U updates, drive the weights due for removal to (nearly) zero before
+    the hard prune, so the hard prune changes little."""
+    with caplog.at_level("WARNING", logger="baselines.admm"):
+        p, *_ = _admm_run(net, batch, rho=0.5, steps=100, interval=10, lr=0.2, momentum=0.0,
+                          multi_rho=False)
+    d = p.summary()
+    assert d["converged"] and d["pruned_norm_survived"] < 0.1 and d["rel_residual"] < 0.1, d
+    assert "not converged" not in caplog.text
+
+
+def test_admm_official_lr_reset() -> None:
+    """Official admm_adjust_learning_rate: lr reset at every update (every interval epochs),
+    divided by 10 after each third of the interval."""
+    p = PRUNERS.build("admm", sparsity=0.5, admm_interval=6, lr_reset=True)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.01)
+    sched = p.stage_scheduler(opt, None)
+    lrs = []
+    for _ in range(8):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([0.01, 0.01, 1e-3, 1e-3, 1e-4, 1e-4, 0.01, 0.01])
+    assert PRUNERS.build("admm", sparsity=0.5).stage_scheduler(opt, None) is None
+    with pytest.raises(ValueError, match="lr_reset .* needs interval_unit: epoch"):
+        PRUNERS.build("admm", sparsity=0.5, lr_reset=True, interval_unit="step")
+
+
+def test_admm_modules_have_no_import_cycle() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, baselines.admm_projections; "
+            "assert 'baselines.admm' not in sys.modules, 'cycle'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- random-channel, l1-channel, magnitude (issue 13) -----------------------------------------------
+def test_random_channel_uniform_allocation_and_seeds(net, batch) -> None:
+    x = batch[0]
+    kept = []
+    for run_seed in (0, 1, 0):
+        torch.manual_seed(run_seed)
+        p = PRUNERS.build("random-channel", sparsity=0.5)
+        p.attach(Net(), x[:2])
+        kept.append(torch.cat(p.keep_masks()))
+        counts = [int(k.sum()) for k in p.keep_masks()]
+        assert counts == uniform_group_counts(p.groups, 0.5)          # same fraction per group
+        assert abs(p.macs_reduction() - 0.5) < 0.1
+        assert p.summary()["init_seed"] is not None
+    assert not torch.equal(kept[0], kept[1]) and torch.equal(kept[0], kept[2])
+    g = PRUNERS.build("random-channel", sparsity=0.5, allocation="global", seed=3)
+    g.attach(net, x[:2])
+    assert g.macs_reduction() >= 0.5 and g.summary() == {"allocation": "global", "init_seed": 3}
+
+
+def test_l1_channel_keeps_the_largest_l1_filters(net, batch) -> None:
+    """Li et al.: per layer, the filters of largest sum |W| survive; the score is torch-pruning's
+    MagnitudeImportance(p=1, group_reduction="first"), checked against the formula."""
+    p = PRUNERS.build("l1-channel", sparsity=0.4)
+    p.attach(net, batch[0][:2])
+    for g, keep in zip(p.groups, p.keep_masks()):
+        w = net.get_submodule(g.root).weight.detach()
+        l1 = w.abs().flatten(1).sum(1)                                 # root conv filters
+        assert float(l1[keep].min()) >= float(l1[~keep].max()), g.root
+    hp = PRUNERS.build("l1-channel", sparsity=0.4, group_reduction="sum", allocation="global")
+    hp.attach(Net(), batch[0][:2])
+    assert hp.macs_reduction() >= 0.4
+    with pytest.raises(ValueError, match="group_reduction must be one of first, sum, mean"):
+        PRUNERS.build("l1-channel", sparsity=0.4, group_reduction="max")
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_magnitude_masks(net, batch, scope) -> None:
+    x, y = batch
+    W = {n: m.weight.detach().clone() for n, m in prunable_layers(net).items()}
+    p = PRUNERS.build("magnitude", sparsity=0.8, scope=scope)
+    p.attach(net, x[:2])
+    masks = p.masks()
+    if scope == "layer":                                  # Han et al. per layer: exact top-|w|
+        for n, w in W.items():
+            assert torch.equal(masks[n], _ref_topk(w, 0.8)), n
+    else:                                                 # one threshold over all layers
+        kept = torch.cat([W[n].abs()[masks[n]] for n in W])
+        dropped = torch.cat([W[n].abs()[~masks[n]] for n in W])
+        assert float(kept.min()) >= float(dropped.max())
+        total = sum(m.numel() for m in masks.values())
+        assert abs(sum(int(m.sum()) for m in masks.values()) / total - 0.2) < 1e-3
+    opt = torch.optim.SGD(p.param_groups(net), lr=0.5, momentum=0.9, weight_decay=1e-2)
+    for i in range(2):                                    # the prune stage = masked retraining
+        _step(net, p, x, y, opt, i)
+    net = p.finalize(net)
+    for n, m in masks.items():
+        assert not net.get_submodule(n).weight[~m].any(), n
 
 
 @pytest.mark.slow

@@ -114,6 +114,12 @@ class Pruner(abc.ABC):
         """Term added to the adversarial loss during the prune stage; default 0."""
         return torch.zeros(())
 
+    def stage_scheduler(self, optimizer: torch.optim.Optimizer, stage: Any) -> Any | None:
+        """The pruner's own per-epoch learning-rate schedule for the prune stage (an
+        ``LRScheduler`` on ``optimizer``; e.g. ADMM's official periodic reset), or None (default)
+        for the stage's configured schedule."""
+        return None
+
     def on_step_end(self, step: int) -> None:
         """Called after every optimizer step of the prune stage (global step index)."""
 
@@ -141,21 +147,12 @@ class Pruner(abc.ABC):
     # -- reporting ------------------------------------------------------------------------------
     def hparams(self) -> dict[str, Any]:
         """The constructor's hyperparameters as given at construction, defaults filled in
-        (``sparsity`` excluded; plain values only), for logs and provenance."""
+        (``sparsity`` excluded; plain values only), for logs and provenance. Arguments a
+        subclass forwards through ``**kwargs`` are resolved against the parent constructors."""
         args, kwargs = getattr(self, "_init_args", ((), {}))
-        try:
-            bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
-        except TypeError:
-            return {k: _plain(v) for k, v in kwargs.items()}
-        bound.apply_defaults()
-        out: dict[str, Any] = {}
-        for name, value in list(bound.arguments.items())[1:]:
-            kind = inspect.signature(type(self).__init__).parameters[name].kind
-            if kind is inspect.Parameter.VAR_KEYWORD:
-                out.update({k: _plain(v) for k, v in value.items()})
-            elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "sparsity":
-                out[name] = _plain(value)
-        return out
+        inits = [k.__dict__["__init__"] for k in type(self).__mro__
+                 if "__init__" in k.__dict__ and k is not object]
+        return {k: _plain(v) for k, v in _bind(inits, args, kwargs).items()}
 
     def summary(self) -> dict[str, Any]:
         """Method-specific facts about this run (JSON-serialisable), e.g. D2BC's calibration or
@@ -190,6 +187,27 @@ def sparsity_target_of(pruner: Any) -> str:
     if target is not None:
         return str(target)
     return _DEFAULT_TARGET.get(getattr(pruner, "granularity", "none"), "none")
+
+
+def _bind(inits: list[Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Named arguments of ``inits[0]`` bound to ``args``/``kwargs`` with defaults; its
+    ``**kwargs`` are bound the same way against the next constructors (``inits[1:]``)."""
+    if not inits:
+        return dict(kwargs)
+    try:
+        sig = inspect.signature(inits[0])
+        bound = sig.bind_partial(None, *args, **kwargs)
+    except (TypeError, ValueError):
+        return dict(kwargs)
+    bound.apply_defaults()
+    out: dict[str, Any] = {}
+    for name, value in list(bound.arguments.items())[1:]:
+        kind = sig.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            out = {**_bind(inits[1:], (), dict(value)), **out}
+        elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "sparsity":
+            out[name] = value
+    return out
 
 
 def _plain(v: Any) -> Any:

@@ -28,7 +28,7 @@ from prunekit.pruning.compaction import compact
 from prunekit.pruning.gating import ChannelGating
 from prunekit.pruning.groups import ChannelGroups, build_groups
 
-__all__ = ["ChannelPruner", "select_by_macs"]
+__all__ = ["ChannelPruner", "select_by_macs", "group_module_masks"]
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +118,7 @@ class ChannelPruner(Pruner):
         """Keep masks over the out-channels of every conv / norm module of every group."""
         if self.groups is None:
             return {}
-        out: dict[str, Tensor] = {}
-        named = dict(self.groups.model.named_modules())
-        for g, keep in zip(self.groups, self.keep_masks()):
-            for name in (*g.convs, *g.norms):
-                mod = named[name]
-                n = mod.weight.shape[0] if getattr(mod, "weight", None) is not None else g.size
-                out[name] = g.site_gate(name, keep.float(), n).bool()
-        return out
+        return group_module_masks(self.groups, self.keep_masks())
 
     def macs(self, gates: Sequence[Tensor] | None = None) -> Tensor:
         """Analytic conv + linear MACs with ``gates`` (default: the current gates; differentiable)."""
@@ -149,6 +142,19 @@ class ChannelPruner(Pruner):
         compacted = compact(self.groups, keep)
         self.groups = None
         return compacted
+
+
+def group_module_masks(groups: ChannelGroups, keeps: Sequence[Tensor]) -> dict[str, Tensor]:
+    """Per-group channel keep masks -> keep masks over the out-channels of every conv / norm
+    module of every group (the ``masks()`` of a channel pruner)."""
+    out: dict[str, Tensor] = {}
+    named = dict(groups.model.named_modules())
+    for g, keep in zip(groups, keeps):
+        for name in (*g.convs, *g.norms):
+            mod = named[name]
+            n = mod.weight.shape[0] if getattr(mod, "weight", None) is not None else g.size
+            out[name] = g.site_gate(name, keep.float(), n).bool()
+    return out
 
 
 def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduction: float,

@@ -119,7 +119,9 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     groups = pruner.param_groups(model)
     if groups and st.epochs > 0:
         opt = make_optimizer(groups, st)
-        res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs, pruner=pruner,
+        sched = pruner.stage_scheduler(opt, st)
+        sched = make_scheduler(opt, st) if sched is None else sched
+        res = fit(model, loss, opt, sched, loader, st.epochs, pruner=pruner,
                   checkpoint=workdir / "prune" / "ckpt.pt", log_path=workdir / "prune" / "log.jsonl",
                   seed=derive_seed(cfg.seed, "prune"), stage="prune", **common)
         records["prune"] = StageRecord.from_fit(res)
