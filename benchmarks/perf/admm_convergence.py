@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from prunekit.bench import expand, load_grid
 from prunekit.bench.grid import resolve_data_root
-from prunekit.config import RunConfig
+from prunekit.config import RunConfig, set_dotted
 from prunekit.train import run_pipeline
 
 
@@ -44,13 +45,18 @@ def admm_points(grid_path: str, methods: list[str], losses: list[str] | None,
     return out
 
 
-def with_overrides(cfg: RunConfig, settings: dict) -> RunConfig:
+def with_overrides(cfg: RunConfig, settings: dict, extra: list[str]) -> RunConfig:
+    """The method section with ``settings`` and ``extra`` (``dotted.key=yaml``) written over it,
+    fine-tuning switched off."""
     d = cfg.to_dict()
     section = d.setdefault(cfg.method, {}) or {}
     d[cfg.method] = section
     section.update({k: v for k, v in settings.items() if k != "prune_epochs"})
     if settings.get("prune_epochs") is not None:
         section.setdefault("prune", {})["epochs"] = settings["prune_epochs"]
+    for item in extra:
+        key, _, value = item.partition("=")
+        set_dotted(section, key, yaml.safe_load(value))
     section.setdefault("finetune", {})["epochs"] = 0
     return RunConfig.from_dict(d)
 
@@ -67,6 +73,8 @@ def main() -> None:
                     help="admm_interval values to try (default: the grid's)")
     ap.add_argument("--rho-max", type=float, default=None)
     ap.add_argument("--prune-epochs", type=int, default=None)
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="more overrides of the method section, e.g. prune.momentum=0")
     ap.add_argument("--out", default="runs/admm_convergence")
     ap.add_argument("--cache", default=None, help="pretraining cache (default OUT/cache)")
     ap.add_argument("--threads", type=int, default=1)
@@ -74,6 +82,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     cache = Path(args.cache) if args.cache else out / "cache"
+    print(f"overrides: {' '.join(args.set) or '-'}")
     print("| method | loss | sparsity | rho | interval | unit | updates | rho final | "
           "\\|\\|W-Z\\|\\|/\\|\\|W\\|\\| | pruned norm survived | converged | prune s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -82,7 +91,7 @@ def main() -> None:
             settings = {k: v for k, v in (("rho", rho), ("admm_interval", interval),
                                           ("rho_max", args.rho_max),
                                           ("prune_epochs", args.prune_epochs)) if v is not None}
-            cfg = with_overrides(copy.deepcopy(cfg0), settings)
+            cfg = with_overrides(copy.deepcopy(cfg0), settings, args.set)
             hp = cfg.pruner_hparams()
             tag = f"{cfg.method}-{cfg.loss.name}-s{cfg.sparsity:g}-{cfg.config_hash()[:8]}"
             t0 = time.perf_counter()
