@@ -1,10 +1,19 @@
-"""Test helper: 'install' a distribution the way ``importlib.metadata`` sees one -- a
-``*.dist-info`` folder with METADATA and entry_points.txt in a folder on ``sys.path`` -- without
-pip and without touching the venv."""
+"""Test helpers for plug-ins: 'install' a distribution the way ``importlib.metadata`` sees one
+-- a ``*.dist-info`` folder with METADATA and entry_points.txt in a folder on ``sys.path`` --
+without pip and without touching the venv; let a registry rescan its entry points; run a
+contract test file in a fresh process that sees the plug-in."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
+
+import pytest
+
+from prunekit.registry import Registry
 
 
 def fake_dist(site: Path, name: str, entry_points: Mapping[str, Mapping[str, str]],
@@ -18,3 +27,30 @@ def fake_dist(site: Path, name: str, entry_points: Mapping[str, Mapping[str, str
                    for group, eps in entry_points.items())
     (dist / "entry_points.txt").write_text(text)
     return site
+
+
+def rescan(monkeypatch: pytest.MonkeyPatch, registry: Registry) -> None:
+    """Let ``registry`` rescan its entry-point group (what a fresh process does on first use);
+    its entries are restored after the test."""
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(registry, "_aliases", dict(registry._aliases))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+
+
+def run_tests(test_file: Path, select: str, pythonpath: Sequence[str | Path]) -> str:
+    """Run ``pytest test_file -k select`` in a fresh process that sees ``pythonpath`` (the
+    'installed' plug-in); returns its output, asserting that it passed."""
+    path = [*(str(p) for p in pythonpath), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p),
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(test_file), "-k", select], env=env, capture_output=True,
+                          text=True, cwd=test_file.parents[1], timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def passed(output: str) -> int:
+    """The number of passed tests in a pytest summary line."""
+    m = re.search(r"(\d+) passed", output)
+    return int(m.group(1)) if m else 0

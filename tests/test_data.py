@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import prunekit
+from fake_data import (FakeCIFAR, make_imagefolder, make_tinyimagenet, patch_torchvision,
+                       write_idx, write_images)
 from prunekit.data import (Augment, DataNotFoundError, DataSpec, kfold, make_loader, subset,
                            without_augment)
 from prunekit.data.fashion_mnist import DEBIAN_DIR
@@ -69,18 +71,11 @@ def test_fashion_mnist_train_defaults_crop_only() -> None:
 
 def test_fashion_mnist_torchvision_layout(tmp_path: Path) -> None:
     """root/FashionMNIST/raw with (un)gzipped IDX files, written here by hand."""
-    import gzip
-    import numpy as np
-
     raw = tmp_path / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     imgs = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
-    lbls = np.array([0, 9, 4], dtype=np.uint8)
-    head_i = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in imgs.shape)
-    head_l = bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big")
-    (raw / "t10k-images-idx3-ubyte").write_bytes(head_i + imgs.tobytes())
-    with gzip.open(raw / "t10k-labels-idx1-ubyte.gz", "wb") as f:
-        f.write(head_l + lbls.tobytes())
+    write_idx(raw / "t10k-images-idx3-ubyte", imgs)
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.array([0, 9, 4], dtype=np.uint8))
     ds = DATASETS.build("fashion_mnist", root=str(tmp_path), split="test")
     _check_sample(ds, 3)
     assert ds.labels.tolist() == [0, 9, 4]
@@ -186,29 +181,9 @@ def test_make_loader_seeded(tiny_dataset) -> None:
 
 
 # -- torchvision-backed sets (fake torchvision classes: no files, no network) ----------------
-class _FakeCIFAR:
-    def __init__(self, root, train=True, download=False):
-        n = 6 if train else 4
-        self.data = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-        self.targets = [i % 10 for i in range(n)]
-        self.classes = [f"c{i}" for i in range(10)]
-        self.args = (root, train, download)
-
-
-class _FakeSVHN:
-    def __init__(self, root, split="train", download=False):
-        n = {"train": 5, "test": 3, "extra": 2}[split]
-        self.data = np.full((n, 3, 32, 32), 7, dtype=np.uint8)
-        self.labels = np.arange(n) % 10
-
-
 @pytest.fixture
 def fake_torchvision(monkeypatch):
-    from torchvision import datasets as tvd
-
-    monkeypatch.setattr(tvd, "CIFAR10", _FakeCIFAR)
-    monkeypatch.setattr(tvd, "CIFAR100", _FakeCIFAR)
-    monkeypatch.setattr(tvd, "SVHN", _FakeSVHN)
+    patch_torchvision(monkeypatch)
 
 
 def test_cifar_and_svhn_builders(fake_torchvision, tmp_path: Path) -> None:
@@ -218,7 +193,7 @@ def test_cifar_and_svhn_builders(fake_torchvision, tmp_path: Path) -> None:
     _check_sample(te, 4)
     assert tr.spec.input_shape == (3, 32, 32) and tr.spec.eps == pytest.approx(8 / 255)
     assert tr.augment == Augment(4, True) and te.augment is None
-    raw = _FakeCIFAR(None, train=False).data[1]                   # HWC uint8
+    raw = FakeCIFAR(None, train=False).data[1]                   # HWC uint8
     assert torch.equal((te[1][0] * 255).round().byte(), torch.from_numpy(raw).permute(2, 0, 1))
     c100 = DATASETS.build("cifar100", root=str(tmp_path), split="test")
     assert c100.spec.num_classes == 100
@@ -230,23 +205,8 @@ def test_cifar_and_svhn_builders(fake_torchvision, tmp_path: Path) -> None:
 
 
 # -- image folders ----------------------------------------------------------------------------
-def _write_images(folder: Path, n: int, color: int, size: int = 8, mode: str = "RGB") -> None:
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        Image.new(mode, (size, size), color=(color, i * 10, 0) if mode == "RGB" else color
-                  ).save(folder / f"{i:03d}.png")
-
-
-def _make_tree(base: Path) -> None:
-    for split, n in (("train", 3), ("test", 2)):
-        _write_images(base / split / "ant", n, 10)
-        _write_images(base / split / "bee", n, 200)
-
-
 def test_imagefolder_directory_and_overrides(tmp_path: Path) -> None:
-    _make_tree(tmp_path / "bugs")
+    make_imagefolder(tmp_path / "bugs")
     tr = DATASETS.build("imagefolder", root=str(tmp_path / "bugs"), split="train")
     te = DATASETS.build("imagefolder", root=str(tmp_path / "bugs"), split="test", eps=0.05,
                         dataset_name="bugs2", mean=[0.5, 0.5, 0.5], std=[0.2, 0.2, 0.2])
@@ -265,8 +225,8 @@ def test_imagefolder_targz_extracts_once(tmp_path: Path, monkeypatch) -> None:
     import tarfile
 
     monkeypatch.setenv("PRUNEKIT_CACHE", str(tmp_path / "cache"))
-    _make_tree(tmp_path / "src" / "digits")
-    _write_images(tmp_path / "src" / "digits" / "train" / "ant", 1, 5, mode="L")  # mixed modes
+    make_imagefolder(tmp_path / "src" / "digits")
+    write_images(tmp_path / "src" / "digits" / "train" / "ant", 1, 5, mode="L")  # mixed modes
     archive = tmp_path / "digits.tar.gz"
     with tarfile.open(archive, "w:gz") as tf:
         tf.add(tmp_path / "src" / "digits", arcname="digits")
@@ -293,19 +253,7 @@ def test_imagefolder_missing(tmp_path: Path) -> None:
 
 
 def test_tinyimagenet_layout(tmp_path: Path) -> None:
-    base = tmp_path / "tiny-imagenet-200"
-    wnids = ["n02", "n01"]
-    (base / "val" / "images").mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (base / "words.txt").write_text("n01\tgoldfish, Carassius auratus\nn02\tshark\n")
-    for j, w in enumerate(wnids):
-        _write_images(base / "train" / w / "images", 2, 50 * (j + 1), size=64)
-    _write_images(base / "val" / "images", 3, 100, size=64)
-    for i, p in enumerate(sorted((base / "val" / "images").iterdir())):
-        p.rename(p.with_name(f"val_{i}.JPEG"))
-    (base / "val" / "val_annotations.txt").write_text(
-        "val_0.JPEG\tn02\t0\t0\t10\t10\nval_1.JPEG\tn01\t1\t1\t9\t9\n"
-        "val_2.JPEG\tn02\t0\t0\t5\t5\n")
+    base = make_tinyimagenet(tmp_path) / "tiny-imagenet-200"
     tr = DATASETS.build("tinyimagenet", root=str(tmp_path), split="train")
     te = DATASETS.build("tinyimagenet", root=str(tmp_path), split="test")
     _check_sample(tr, 4)

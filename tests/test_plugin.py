@@ -8,8 +8,6 @@ Installation is simulated the way ``importlib.metadata`` sees an installed distr
 """
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 import tomllib
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 
+from plugin_util import fake_dist, passed, rescan, run_tests
 from prunekit import DATASETS, PRUNERS
 from prunekit.config import RunConfig
 
@@ -36,18 +35,11 @@ def _entry_points() -> dict[str, str]:
 def l1_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """'Install' the example: dist-info on sys.path, then let PRUNERS rescan entry points (what
     a fresh process does on first use). Everything is undone after the test."""
-    site = tmp_path / "site"
-    dist = site / "prunekit_l1_pruner-0.1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: prunekit-l1-pruner\n"
-                                   "Version: 0.1.0\n")
-    lines = "".join(f"{k} = {v}\n" for k, v in _entry_points().items())
-    (dist / "entry_points.txt").write_text(f"[prunekit.pruners]\n{lines}")
+    site = fake_dist(tmp_path / "site", "prunekit-l1-pruner",
+                     {"prunekit.pruners": _entry_points()})
     monkeypatch.syspath_prepend(str(EXAMPLE))
     monkeypatch.syspath_prepend(str(site))
-    monkeypatch.setattr(PRUNERS, "_entries", dict(PRUNERS._entries))
-    monkeypatch.setattr(PRUNERS, "_aliases", dict(PRUNERS._aliases))
-    monkeypatch.setattr(PRUNERS, "_plugins_loaded", False)
+    rescan(monkeypatch, PRUNERS)
     yield site
     sys.modules.pop("l1_pruner", None)
 
@@ -70,15 +62,8 @@ def test_contract_checks_pick_it_up(l1_plugin: Any) -> None:
     contract = Path(__file__).resolve().parent / "test_pruner_contract.py"
     if not contract.exists():
         pytest.skip("tests/test_pruner_contract.py not present")
-    path = [str(l1_plugin), str(EXAMPLE), os.environ.get("PYTHONPATH", "")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p),
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(contract), "-k", "l1-filter"], env=env, capture_output=True,
-                          text=True, cwd=contract.parents[1], timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    passed = re.search(r"(\d+) passed", proc.stdout)
-    assert passed and int(passed.group(1)) >= 4, proc.stdout[-2000:]   # each contract test ran
+    out = run_tests(contract, "l1-filter", [l1_plugin, EXAMPLE])
+    assert passed(out) >= 4, out[-2000:]   # each contract test ran
 
 
 def test_l1_filter_keeps_largest_filters(l1_plugin: Any) -> None:

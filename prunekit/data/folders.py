@@ -96,12 +96,13 @@ def _images(folder: Path) -> list[Path]:
 @functools.lru_cache(maxsize=16)
 def _stats(paths: tuple[str, ...], channels: int, size: int | None
            ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean/std of (up to 1,000, evenly spaced) training images."""
+    """Per-channel mean/std of (up to 1,000, evenly spaced) training images. The std is at
+    least one grey level (1/255): a constant channel must not make ``Normalize`` divide by 0."""
     step = max(1, len(paths) // 1000)
     arr = np.stack([load_image(p, channels, size).numpy() for p in paths[::step]])
     x = arr.astype(np.float64) / 255.0
     return (tuple(float(v) for v in x.mean(axis=(0, 2, 3))),
-            tuple(float(v) for v in x.std(axis=(0, 2, 3))))
+            tuple(max(float(v), 1 / 255) for v in x.std(axis=(0, 2, 3))))
 
 
 def _folder_stats(base: Path, classes: Sequence[str], samples: Sequence[tuple[str, int]],

@@ -81,10 +81,12 @@ def wrap_factory(name: str, factory: Callable[..., nn.Module]) -> Callable[..., 
                           f"num_classes (it takes {', '.join(params.names) or 'nothing'})")
     takes = set(params.names)
     normalises = {"mean", "std"} <= takes
+    width_default = next((p.default for p in _signature(factory) if p.name == "width"), None)
 
     def build(num_classes: int = 10, in_channels: int = 3, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None, **options: Any) -> nn.Module:
-        width = options.pop("width", None)  # in the signature only if the factory takes it
+        # in the signature only if the factory takes it (then always recorded in the spec)
+        width = options.pop("width", width_default if "width" in takes else None)
         kw: dict[str, Any] = {**options, "num_classes": num_classes}
         if width is not None:
             kw["width"] = width

@@ -97,3 +97,7 @@ def resnet_small(num_classes: int = 10, in_channels: int = 3, width: float = 1.0
     ws = [scale_width(c, width) for c in (12, 12, 24, 48)]
     model = ResNet(ws[0], ws[1:], [2, 2, 2], [2, 2, 2], num_classes, in_channels, mean, std)
     return set_spec(model, "resnet-small", num_classes, in_channels, width, mean, std)  # type: ignore
+
+
+# options for a small, fast instance in the model contract tests (tests/test_model_contract.py)
+resnet18.contract_kwargs = {"width": 0.125}  # type: ignore[attr-defined]

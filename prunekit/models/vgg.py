@@ -98,3 +98,8 @@ def vgg_small(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
               mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> VGG:
     """CPU-scale VGG: convs 16, M, 32, M, 64, 64, M, 128 (+BN+ReLU), global pool, linear."""
     return _build("vgg-small", num_classes, in_channels, width, mean, std)
+
+
+# options for a small, fast instance in the model contract tests (tests/test_model_contract.py)
+vgg16.contract_kwargs = {"width": 0.125}  # type: ignore[attr-defined]
+vgg11.contract_kwargs = {"width": 0.125}  # type: ignore[attr-defined]

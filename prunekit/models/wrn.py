@@ -85,8 +85,9 @@ class WideResNet(nn.Module):
         return self.classifier(self.flatten(self.pool(x)))
 
 
-def wide_resnet(depth: int, widen: int):  # type: ignore[no-untyped-def]
-    """Make the registered builder for WRN-``depth``-``widen``."""
+def wide_resnet(depth: int, widen: int, contract_width: float):  # type: ignore[no-untyped-def]
+    """Make the registered builder for WRN-``depth``-``widen`` (``contract_width``: the width of
+    the small instance the model contract tests build)."""
     name = f"wrn-{depth}-{widen}"
 
     def build(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
@@ -99,10 +100,11 @@ def wide_resnet(depth: int, widen: int):  # type: ignore[no-untyped-def]
 
     build.__name__ = build.__qualname__ = name.replace("-", "_")
     build.__doc__ = f"WideResNet-{depth}-{widen} (pre-activation, TRADES/MART CIFAR variant)."
+    build.contract_kwargs = {"width": contract_width}  # type: ignore[attr-defined]
     MODELS.add(name, build)
     return build
 
 
-wrn_16_4 = wide_resnet(16, 4)
-wrn_28_4 = wide_resnet(28, 4)
-wrn_34_10 = wide_resnet(34, 10)
+wrn_16_4 = wide_resnet(16, 4, 0.25)
+wrn_28_4 = wide_resnet(28, 4, 0.125)
+wrn_34_10 = wide_resnet(34, 10, 0.05)

@@ -223,7 +223,7 @@ def build_groups(model: nn.Module, example_inputs: Tensor, *, include_stem: bool
     for n in ignored_layers:
         if n not in named:
             raise ValueError(f"ignored layer {n!r} is not a module of the model")
-    with _frozen(model):
+    with _frozen(model), torch.enable_grad():  # the graph traces through autograd
         dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
     layers = _layer_infos(model, example_inputs)
     out_fns = dg._out_channel_pruning_fn

@@ -59,20 +59,37 @@ def _example_inputs(model: nn.Module) -> Tensor:
 
 def shrink_to_state_dict(model: nn.Module, state: Mapping[str, Tensor],
                          example_inputs: Tensor | None = None) -> nn.Module:
-    """Remove channels (the last ones of each group) from ``model`` in place so that every
-    group's root conv has the out-channel count of ``state``; returns ``model``."""
+    """Remove channels from ``model`` in place so that every conv of every group has the
+    out-channel count of ``state``; returns ``model``. Which channels go does not matter (the
+    weights are loaded afterwards), only how many each conv loses: a group whose convs are
+    concatenated (DARTS' FactorizedReduce) loses the right number from each part."""
     x = _example_inputs(model) if example_inputs is None else example_inputs
     groups = build_groups(model, x, include_stem=True)
+    named = dict(model.named_modules())
     removed = []
     for g in groups:
-        key = _weight_key(state, g.root)
-        if key is None:
-            raise ValueError(f"rebuild: state dict has no weight for {g.root!r}")
-        want = int(state[key].shape[0])
-        if want > g.size or want < 1:
-            raise ValueError(f"rebuild: {g.root!r} has {want} channels in the state dict, "
-                             f"the dense model {g.size}")
-        removed.append(list(range(want, g.size)))
+        # (the conv's group channels as root indices in the conv's own order, how many go);
+        # the parts of a concatenation first, so that they fix which root channels go
+        needs = []
+        for conv in g.convs:
+            key = _weight_key(state, conv)
+            if key is None:
+                raise ValueError(f"rebuild: state dict has no weight for {conv!r}")
+            want, have = int(state[key].shape[0]), int(named[conv].weight.shape[0])
+            sl = g.out_slices[conv]
+            if want < 1 or not 0 <= have - want <= len(sl.idxs):
+                raise ValueError(f"rebuild: {conv!r} has {want} channels in the state dict, "
+                                 f"the dense model {have}")
+            needs.append(([int(i) for i in sl.root_idxs[torch.argsort(sl.idxs)]], have - want))
+        drop: list[int] = []
+        for roots, k in sorted(needs, key=lambda t: len(t[0])):
+            more = k - len(set(roots) & set(drop))
+            if more < 0:
+                raise ValueError(f"rebuild: the channel counts in the state dict do not fit "
+                                 f"group {g.index} (root {g.root!r})")
+            rest = [r for r in roots if r not in drop]
+            drop += rest[len(rest) - more:] if more else []
+        removed.append(sorted(drop))
     remove_channels(groups, removed)
     return model
 

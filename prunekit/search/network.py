@@ -251,3 +251,7 @@ def darts(num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
                     genotype=geno.to_dict(), C=int(C), layers=int(layers),
                     auxiliary=bool(auxiliary), image_size=size,
                     drop_path_prob=float(drop_path_prob))
+
+
+# options for a small, fast instance in the model contract tests (tests/test_model_contract.py)
+darts.contract_kwargs = {"C": 8, "layers": 5}  # type: ignore[attr-defined]
