@@ -70,7 +70,8 @@ def check_section(key: str, sec: Any) -> None:
     except KeyError as exc:  # RegistryError: unknown name, bad import path
         raise OptionError(f"{where}: {exc}") from None
     own = [p for p in params.names if p not in section.forwarded + section.supplied]
-    valid = f"its options: {', '.join(own + (['any keyword'] if params.var_keyword else [])) or '(none)'}"
+    listed = own + (["any keyword"] if params.var_keyword else [])
+    valid = f"its options: {', '.join(listed) or '(none)'}"
     lacking = [s for s in section.supplied if not params.accepts(s)]
     if lacking:
         raise OptionError(f"{where}: {reg.kind} {name!r} must take {', '.join(section.supplied)}"

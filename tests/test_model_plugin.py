@@ -107,7 +107,8 @@ def test_module_path_model_through_the_pipeline(tmp_path: Path,
             f"p = {str(tmp_path / 'run' / 'model.pt')!r}\n"
             "try:\n    load_model(p)\nexcept KeyError as e:\n    print('refused:', e)\n"
             "m = load_model(p, allow_import=True).eval()\n"
-            f"x, y = torch.load({str(tmp_path / 'x.pt')!r}), torch.load({str(tmp_path / 'y.pt')!r})\n"
+            f"x = torch.load({str(tmp_path / 'x.pt')!r})\n"
+            f"y = torch.load({str(tmp_path / 'y.pt')!r})\n"
             "with torch.no_grad():\n    print('equal:', torch.equal(m(x), y))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(EXAMPLE)}, timeout=300)
