@@ -54,3 +54,29 @@ def passed(output: str) -> int:
     """The number of passed tests in a pytest summary line."""
     m = re.search(r"(\d+) passed", output)
     return int(m.group(1)) if m else 0
+
+
+def build_wheel(project: Path, out: Path) -> tuple[list[str], str]:
+    """Build ``project``'s wheel offline into ``out`` (not installed); returns its file names
+    and its entry_points.txt."""
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(out), str(project)], check=True)
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        return names, zf.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+
+
+def install_example(monkeypatch: pytest.MonkeyPatch, site: Path, example: Path, name: str,
+                    entry_points: Mapping[str, Mapping[str, str]],
+                    *registries: Registry) -> Path:
+    """'Install' the example package in folder ``example`` (its dist-info in ``site``, both on
+    sys.path) and let ``registries`` rescan; everything is undone after the test."""
+    fake_dist(site, name, entry_points)
+    monkeypatch.syspath_prepend(str(example))
+    monkeypatch.syspath_prepend(str(site))
+    for reg in registries:
+        rescan(monkeypatch, reg)
+    return site

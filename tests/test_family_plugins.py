@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plugin_util import fake_dist, passed, rescan, run_tests
+from plugin_util import install_example, passed, run_tests
 from prunekit import DATASETS, LOSSES
 from prunekit.config import ConfigError, RunConfig
 from prunekit.sections import build_loss
@@ -29,12 +29,8 @@ def _entry_points() -> dict[str, dict[str, str]]:
 
 @pytest.fixture
 def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    site = fake_dist(tmp_path / "site", "prunekit-more-plugins", _entry_points())
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(site))
-    rescan(monkeypatch, LOSSES)
-    rescan(monkeypatch, DATASETS)
-    yield site
+    yield install_example(monkeypatch, tmp_path / "site", EXAMPLE, "prunekit-more-plugins",
+                          _entry_points(), LOSSES, DATASETS)
     for mod in ("smooth_pgd_at", "stripes"):
         sys.modules.pop(mod, None)
 

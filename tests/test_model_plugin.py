@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from plugin_util import fake_dist, passed, rescan, run_tests
+from plugin_util import build_wheel, install_example, passed, run_tests
 from prunekit import MODELS
 from prunekit.checkpoint import load_model
 from prunekit.config import ConfigError, RunConfig
@@ -34,12 +34,8 @@ def _entry_points() -> dict[str, str]:
 @pytest.fixture
 def tiny_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """'Install' the example (dist-info + the example folder on sys.path); undone afterwards."""
-    site = fake_dist(tmp_path / "site", "prunekit-tiny-model",
-                     {"prunekit.models": _entry_points()})
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(site))
-    rescan(monkeypatch, MODELS)
-    yield site
+    yield install_example(monkeypatch, tmp_path / "site", EXAMPLE, "prunekit-tiny-model",
+                          {"prunekit.models": _entry_points()}, MODELS)
     sys.modules.pop("tiny_model", None)
 
 
@@ -120,12 +116,6 @@ def test_module_path_model_through_the_pipeline(tmp_path: Path,
 @pytest.mark.slow
 def test_example_builds_a_wheel_with_the_entry_point(tmp_path: Path) -> None:
     """The example really is an installable package (built offline, not installed)."""
-    import zipfile
-
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path), str(EXAMPLE)], check=True)
-    (wheel,) = tmp_path.glob("prunekit_tiny_model-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        text = zf.read(next(n for n in zf.namelist() if n.endswith("entry_points.txt"))).decode()
-        assert "tiny_model.py" in zf.namelist()
-    assert "[prunekit.models]" in text and "tiny-cnn = tiny_model:tiny_cnn" in text
+    names, entry_points = build_wheel(EXAMPLE, tmp_path)
+    assert "tiny_model.py" in names
+    assert "[prunekit.models]" in entry_points and "tiny-cnn = tiny_model:tiny_cnn" in entry_points

@@ -8,17 +8,15 @@ Installation is simulated the way ``importlib.metadata`` sees an installed distr
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import tomllib
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from plugin_util import fake_dist, passed, rescan, run_tests
+from plugin_util import build_wheel, install_example, passed, run_tests
 from prunekit import DATASETS, PRUNERS
 from prunekit.config import RunConfig
 
@@ -35,12 +33,8 @@ def _entry_points() -> dict[str, str]:
 def l1_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """'Install' the example: dist-info on sys.path, then let PRUNERS rescan entry points (what
     a fresh process does on first use). Everything is undone after the test."""
-    site = fake_dist(tmp_path / "site", "prunekit-l1-pruner",
-                     {"prunekit.pruners": _entry_points()})
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    monkeypatch.syspath_prepend(str(site))
-    rescan(monkeypatch, PRUNERS)
-    yield site
+    yield install_example(monkeypatch, tmp_path / "site", EXAMPLE, "prunekit-l1-pruner",
+                          {"prunekit.pruners": _entry_points()}, PRUNERS)
     sys.modules.pop("l1_pruner", None)
 
 
@@ -117,11 +111,6 @@ def test_tiny_harness_run(l1_plugin: Any, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_example_builds_a_wheel_with_the_entry_point(tmp_path: Path) -> None:
     """The example really is an installable package (built offline, not installed)."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(tmp_path), str(EXAMPLE)], check=True)
-    (wheel,) = tmp_path.glob("prunekit_l1_pruner-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        name = next(n for n in zf.namelist() if n.endswith("entry_points.txt"))
-        text = zf.read(name).decode()
-        assert "l1_pruner.py" in zf.namelist()
-    assert "[prunekit.pruners]" in text and "l1-filter = l1_pruner:L1Filter" in text
+    names, entry_points = build_wheel(EXAMPLE, tmp_path)
+    assert "l1_pruner.py" in names
+    assert "[prunekit.pruners]" in entry_points and "l1-filter = l1_pruner:L1Filter" in entry_points
