@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,14 +22,16 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from prunekit.errors import UserError, one_line
+
 __all__ = ["save", "load", "save_model", "load_model", "read_model_meta",
-           "UnsafeCheckpointError", "MODEL_FORMAT"]
+           "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
 
 MODEL_FORMAT = "prunekit.model/1"
 PathLike = str | os.PathLike
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """The file is not a checkpoint prunekit can read (one-line message)."""
 
 
@@ -63,31 +66,56 @@ def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Any
         FileNotFoundError: no such file.
         UnsafeCheckpointError: the file holds objects that only arbitrary unpickling could
             create (e.g. a pickled model or a booby-trapped ``__reduce__``); nothing was executed.
+        CheckpointError: anything else that is not a readable checkpoint (a text file, a
+            truncated or corrupt archive, a directory); one line saying what the file is.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
-        reason = _unpickler_reason(str(exc)) or type(exc).__name__
-        with open(path, "rb") as fh:
-            raw_pickle = fh.read(1) == b"\x80"  # a bare pickle stream (PROTO opcode), not a zip
-        if "global" in reason.lower() or raw_pickle:
-            raise UnsafeCheckpointError(
-                f"refusing to load {path}: it needs arbitrary unpickling ({reason}), which "
-                "prunekit never does (only tensors and plain containers are accepted)") from None
-        raise CheckpointError(f"{path} is not a readable torch checkpoint ({reason})") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many types on foreign bytes
+        raise _load_error(path, exc) from None
 
 
-def _unpickler_reason(msg: str) -> str:
-    """The informative line of torch's weights-only error (after 'WeightsUnpickler error:')."""
+def _load_error(path: Path, exc: BaseException) -> CheckpointError:
+    """Classify a failed weights-only load into a one-line error (never repeating torch's advice
+    to load without ``weights_only``)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    is_zip, is_pickle = head.startswith(b"PK\x03\x04"), head[:1] == b"\x80"
+    if isinstance(exc, pickle.UnpicklingError) and (is_zip or is_pickle):
+        return UnsafeCheckpointError(
+            f"refusing to load {path}: it needs arbitrary unpickling ({_unpickler_reason(exc)}), "
+            "which prunekit never does; only tensors and plain containers are loaded (save "
+            "models with prunekit.checkpoint.save_model)")
+    if not (is_zip or is_pickle):
+        from prunekit.paths import describe
+
+        return CheckpointError(f"{path} is not a readable torch checkpoint: it is "
+                               f"{describe(path)}; give a model file written by prunekit")
+    return CheckpointError(f"{path} is not a readable torch checkpoint: it is truncated or "
+                           f"corrupt ({_unpickler_reason(exc)}); re-create or re-copy it")
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """The informative part of torch's error: the refused global, the unpickler's own line, or
+    the first line that is not torch's generic weights-only advice."""
+    msg = str(exc)
+    found = re.search(r"GLOBAL ([\w.]+)", msg)
+    if found:
+        return f"unsupported global {found.group(1)}"
     lines = [ln.strip() for ln in msg.splitlines() if ln.strip()]
     for i, ln in enumerate(lines):
         if "WeightsUnpickler error" in ln:
             rest = ln.split("WeightsUnpickler error:", 1)[-1].strip()
-            return rest or (lines[i + 1] if i + 1 < len(lines) else "")
-    return lines[0] if lines else ""
+            return rest or (lines[i + 1] if i + 1 < len(lines) else type(exc).__name__)
+    for ln in lines:
+        if "weights_only" not in ln.lower() and "weights only" not in ln.lower():
+            return one_line(ln.split(". ")[0], 120)
+    return type(exc).__name__
 
 
 # ------------------------------------------------------------------------------------------------
@@ -122,25 +150,31 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
     The dense model is rebuilt with ``prunekit.MODELS.build(spec)``, then
     ``prunekit.pruning.rebuild(dense, state_dict)`` restores the pruned structure (smaller
     channel counts, weight masks) and loads the weights. The metadata is attached as
-    ``model.prunekit_meta``. A model from a ``package.module:factory`` path that this process
-    has not imported yet is imported only with ``allow_import=True`` (it runs that code).
+    ``model.prunekit_meta``, the recorded input shape (C, H, W, or None) as
+    ``model.prunekit_input_shape``. A model from a ``package.module:factory`` path that this
+    process has not imported yet is imported only with ``allow_import=True`` (it runs that
+    code). Anything that is not such a file is a one-line :class:`CheckpointError`.
     """
+    from prunekit.pruning import rebuild
+    from prunekit.registry import OptionError, RegistryError
+
     blob = _read_model(path, map_location)
-    spec = json.loads(blob["spec"])
-    dense = _build_from_spec(spec, allow_import)
-    state = blob["state_dict"]
     try:
-        from prunekit.pruning import rebuild
-    except ImportError:  # pragma: no cover - pruning package always provides it
-        rebuild = None
-    if rebuild is not None:
+        spec = json.loads(blob["spec"])
+        meta = json.loads(blob["meta"])
+        dense = _build_from_spec(spec, allow_import)
         shape = blob.get("input_shape")
         example = torch.zeros(1, *shape) if shape else None
-        model = rebuild(dense, state, example)
-    else:
-        dense.load_state_dict(state)
-        model = dense
-    model.prunekit_meta = json.loads(blob["meta"])  # type: ignore[assignment]
+        model = rebuild(dense, blob["state_dict"], example)
+    except (RegistryError, OptionError) as exc:  # a model this installation cannot build
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is a damaged prunekit model file: its weights do not "
+                              f"fit its model spec ({type(exc).__name__}: {one_line(exc, 160)}); "
+                              f"re-create it") from None
+    model.prunekit_meta = meta  # type: ignore[assignment]
+    model.prunekit_input_shape = (  # type: ignore[assignment]
+        tuple(int(v) for v in shape) if shape else None)
     if getattr(model, "prunekit_spec", None) is None:
         model.prunekit_spec = spec  # type: ignore[assignment]
     return model
@@ -162,8 +196,16 @@ def _build_from_spec(spec: Any, allow_import: bool = False) -> nn.Module:
 def _read_model(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     blob = load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a prunekit model file (expected format {MODEL_FORMAT})")
+        what = "a bare state_dict" if _is_state_dict(blob) else f"a torch {type(blob).__name__}"
+        raise CheckpointError(f"{path} is {what}, not a prunekit model file (format "
+                              f"{MODEL_FORMAT}, written by prunekit train or "
+                              f"prunekit.checkpoint.save_model, which also stores the model spec)")
     return blob
+
+
+def _is_state_dict(blob: Any) -> bool:
+    return isinstance(blob, dict) and bool(blob) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in blob.items())
 
 
 def _jsonable(obj: Any) -> Any:

@@ -2,7 +2,9 @@
 
 Each subcommand lives in ``prunekit/commands/<name>.py`` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` (which sets ``func``). Errors a user can fix
-(bad config, unknown name, missing data) print one line to stderr and exit with status 2.
+(:class:`prunekit.errors.UserError`: bad config, bad file, bad output path; an unknown registry
+name; missing data or files; an OS error on a user's path) print one line
+``prunekit COMMAND: error: MESSAGE`` to stderr and exit with status 2, never a traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import typing
 from typing import Sequence
 
 __all__ = ["main"]
@@ -17,10 +20,18 @@ __all__ = ["main"]
 COMMANDS = ("train", "eval", "bench", "report", "list")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): ``prunekit CMD: error: ... (see --help)``."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} "
+                     f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from prunekit import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="prunekit",
         description="Adversarially robust pruning: train, prune, fine-tune, evaluate, tabulate.")
     parser.add_argument("--version", action="version", version=f"prunekit {__version__}")
@@ -38,18 +49,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from prunekit.checkpoint import CheckpointError
-    from prunekit.config import ConfigError
+    from prunekit.errors import UserError
     from prunekit.registry import OptionError, RegistryError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, RegistryError, OptionError, CheckpointError, FileNotFoundError) as exc:
-        print(f"prunekit {args.command}: error: {exc}", file=sys.stderr)
+    except (UserError, RegistryError, OptionError, OSError) as exc:
+        print(f"prunekit {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _message(exc: BaseException) -> str:
+    """One line: the error's own message; an OS error as ``PATH: reason``."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        text = f"{exc.filename}: {exc.strerror}"
+    else:
+        text = str(exc)
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,6 +17,7 @@ import functools
 import importlib
 import json
 import logging
+import math
 import os
 import subprocess
 import time
@@ -28,6 +29,7 @@ from typing import Any, Callable, Mapping
 from prunekit.bench.grid import Grid, GridRun, expand, load_grid, resolve_data_root, shard_runs
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import ConfigError, RunConfig
+from prunekit.paths import output_dir
 
 __all__ = ["run_grid", "GridSummary", "RunFn", "pipeline_run", "provenance", "load_run_fn",
            "RUN_FN_ENV", "EVAL_RESULT", "EXAMPLES_DIR", "eval_columns"]
@@ -215,7 +217,9 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
     runs = expand(grid)  # validates every point before anything runs
     mine = shard_runs(runs, shard, by=shard_by or grid.bench.get("shard_by", "run"))
     out = Path(out_dir)
-    store = ResultsStore(out / "results.csv")
+    if out.exists() and not out.is_dir():
+        output_dir(out, "--out")  # the one-line "is a file, not a directory" error
+    store = ResultsStore(out / "results.csv", readonly=dry_run)
     before = store.status_by_run_id()
     summary = GridSummary(grid=grid.name, out_dir=out, csv_path=store.path, runs=mine,
                           status={r.run_id: before.get(r.run_id, "pending") for r in mine})
@@ -225,8 +229,9 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
 
     fn_spec = run_fn or os.environ.get(RUN_FN_ENV) or grid.bench.get("run_fn")
     fn: RunFn = load_run_fn(fn_spec) if isinstance(fn_spec, str) else (fn_spec or pipeline_run)
-    cache = Path(cache_dir) if cache_dir is not None else out / "cache"
-    cache.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "--out")
+    store.check_appendable()  # a foreign or v1 results.csv is refused before any training
+    cache = output_dir(cache_dir if cache_dir is not None else out / "cache", "--cache")
     todo = [r for r in mine if summary.status[r.run_id] != "ok"]
     summary.skipped = [r.run_id for r in mine if summary.status[r.run_id] == "ok"]
     say(f"grid {grid.name}: {len(mine)} runs in this shard, {len(summary.skipped)} finished, "
@@ -290,6 +295,6 @@ def _brief(row: Mapping[str, Any]) -> str:
     parts = []
     for key, label in (("clean_acc", "clean"), ("pgd_acc", "pgd"), ("aa_acc", "aa")):
         v = row.get(key)
-        if isinstance(v, (int, float)):
+        if isinstance(v, (int, float)) and math.isfinite(v):  # NaN: the attack did not run
             parts.append(f"{label} {v:.3f}")
     return (" (" + ", ".join(parts) + ")") if parts else ""

@@ -4,22 +4,35 @@ Schema: DESIGN.md's columns in that order, then documented extras (docs/results-
 Invariant: the file holds **at most one row per run_id** -- the latest attempt. A new ``ok`` row
 for a run_id that already has an ``ok`` row is refused; a row for a run_id whose previous row
 failed replaces that row (the file is rewritten to a temporary file and ``os.replace``-d, under
-the lock); any other row is appended with a single ``write`` + ``flush`` + ``fsync`` of the whole
-line, so concurrent writers (shards, SLURM array tasks) never interleave. Readers take the same
-lock, so they never see a half-rewritten file.
+the lock); any other row is appended with a single ``write`` + ``fsync`` of the whole line, so
+concurrent writers (shards, SLURM array tasks) never interleave.
+
+Readers take **no lock** and create no file, so a results CSV on a read-only directory (shared
+results, ``--dry-run``) can be read: every change is an atomic replace or one appended line, so a
+reader sees a consistent snapshot; an unterminated last line that does not parse is a row being
+written and is left to its writer. A complete line with the wrong number of fields (never written
+by prunekit: a hand edit, a foreign tool) is **quarantined** once, under the lock: its exact bytes
+are appended to ``results.csv.quarantine`` and it is removed from the CSV, with one warning. On a
+read-only directory it is only skipped (with a warning). A directory, binary data or a foreign
+header is a one-line :class:`SchemaError`.
 """
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import logging
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from filelock import FileLock
+
+from prunekit.errors import UserError
+from prunekit.paths import is_writable_dir, output_dir
 
 __all__ = ["SCHEMA", "EXTRA_COLUMNS", "COLUMNS", "ResultsStore", "SchemaError"]
 
@@ -44,7 +57,7 @@ COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS
 STATUSES = ("ok", "failed")
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """The CSV on disk does not have prunekit's header (another file, or an older schema)."""
 
 
@@ -61,8 +74,19 @@ def _cell(v: Any) -> str:
     return str(v).replace("\r", " ").replace("\n", " ")
 
 
+@dataclass
+class _Parsed:
+    """One read of the CSV: header line, good rows with their raw lines, malformed lines."""
+
+    header: bytes = b""
+    rows: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    bad: list[tuple[int, bytes]] = field(default_factory=list)
+
+
 class ResultsStore:
     """Append-only-ish CSV of run results (see the module docstring for the invariant).
+
+    ``readonly=True``: never lock, write or quarantine (``bench --dry-run``).
 
     Example::
 
@@ -71,49 +95,121 @@ class ResultsStore:
             store.append({"run_id": ..., "status": "ok", ...})
     """
 
-    def __init__(self, csv_path: str | Path, timeout: float = 600.0) -> None:
+    def __init__(self, csv_path: str | Path, timeout: float = 600.0,
+                 readonly: bool = False) -> None:
         self.path = Path(csv_path)
+        self.readonly = readonly
         self.lock = FileLock(str(self.path) + ".lock", timeout=timeout)
 
+    @property
+    def quarantine_path(self) -> Path:
+        """Where malformed lines are moved, bytes unchanged."""
+        return self.path.with_name(self.path.name + ".quarantine")
+
     # -- reading ---------------------------------------------------------------------------
-    def _read_unlocked(self, for_writing: bool = False) -> list[dict[str, str]]:
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return []
-        with open(self.path, newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return []
-            self._check_header(header, reading=not for_writing)
-            rows = []
-            for rec in reader:
-                if len(rec) != len(header):  # never written by us; skip rather than crash
-                    log.warning("%s: skipping malformed line %d", self.path, reader.line_num)
-                    continue
-                rows.append({c: "" for c in COLUMNS} | dict(zip(header, rec)))
-            return rows
+    def _parse(self, for_writing: bool = False, locked: bool = False) -> _Parsed:
+        if self.path.is_dir():
+            raise SchemaError(f"{self.path} is a directory, not a results CSV; give the "
+                              f"results.csv file inside it")
+        try:
+            data = self.path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):  # not written yet
+            return _Parsed()
+        if b"\x00" in data:
+            raise self._foreign("it holds binary data")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._foreign("it is not UTF-8 text") from None
+        lines = data.splitlines(keepends=True)
+        if not lines or not lines[0].strip():
+            return _Parsed()
+        header = next(csv.reader([lines[0].decode()]))
+        self._check_header(header, reading=not for_writing)
+        out = _Parsed(header=lines[0])
+        for no, raw in enumerate(lines[1:], start=2):
+            if not raw.strip():
+                continue
+            rec = next(csv.reader([raw.decode()]), [])
+            if len(rec) == len(header):
+                out.rows.append(({c: "" for c in COLUMNS} | dict(zip(header, rec)), raw))
+            elif locked or raw.endswith(b"\n"):
+                out.bad.append((no, raw))
+            # else: an unterminated last line that does not parse -- a row being written
+        return out
+
+    def _foreign(self, why: str) -> SchemaError:
+        return SchemaError(f"{self.path} is not a results CSV ({why}); give a results.csv "
+                           f"written by prunekit bench or prunekit eval --csv")
 
     def _check_header(self, header: list[str], reading: bool = False) -> None:
-        if reading and tuple(header) == _V1_COLUMNS:
+        if tuple(header) == COLUMNS or (reading and tuple(header) == _V1_COLUMNS):
             return
-        if tuple(header) != COLUMNS:
-            raise SchemaError(f"{self.path}: header does not match the results schema "
-                              f"(docs/results-schema.md); write to a new --out directory")
+        if tuple(header) == _V1_COLUMNS:
+            raise SchemaError(f"{self.path} has the old v1 header (docs/results-schema.md): it "
+                              f"is read but never appended to; write to a new file (another "
+                              f"--csv, or a new bench --out directory)")
+        if reading:
+            raise SchemaError(f"{self.path} is not a prunekit results CSV: its header does not "
+                              f"match the results schema (docs/results-schema.md); give a "
+                              f"results.csv written by prunekit bench or prunekit eval --csv")
+        raise SchemaError(f"{self.path}: header does not match the results schema "
+                          f"(docs/results-schema.md); write to a new file (another --csv, or "
+                          f"a new bench --out directory)")
+
+    def _read(self) -> list[dict[str, str]]:
+        parsed = self._parse()
+        if parsed.bad:
+            self._quarantine(parsed.bad)
+        return [r for r, _ in parsed.rows]
 
     def rows(self) -> list[dict[str, str]]:
-        """All rows (strings, as on disk), read under the lock."""
-        with self.lock:
-            return self._read_unlocked()
+        """All rows (strings, as on disk); no lock is taken (see the module docstring)."""
+        return self._read()
 
     def finished_run_ids(self) -> set[str]:
         """run_ids with ``status == ok`` (a re-run skips these)."""
-        return {r["run_id"] for r in self.rows() if r["status"] == "ok"}
+        return {r["run_id"] for r in self._read() if r["status"] == "ok"}
 
     def status_by_run_id(self) -> dict[str, str]:
         """run_id -> status of its (single) row."""
-        return {r["run_id"]: r["status"] for r in self.rows()}
+        return {r["run_id"]: r["status"] for r in self._read()}
+
+    def _quarantine(self, bad: list[tuple[int, bytes]]) -> None:
+        where = ", ".join(str(no) for no, _ in bad)
+        if self.readonly or not is_writable_dir(self.path.parent):
+            log.warning("%s: skipping %d malformed line(s) (line %s); the directory is not "
+                        "writable, so they stay in the file", self.path, len(bad), where)
+            return
+        with self.lock:
+            parsed = self._parse(locked=True)  # again, under the lock: what is really there
+            self._quarantine_locked(parsed)
+
+    def _quarantine_locked(self, parsed: _Parsed) -> _Parsed:
+        """Move ``parsed.bad`` to the quarantine file and rewrite the CSV without them."""
+        if not parsed.bad:
+            return parsed
+        blob = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in parsed.bad)
+        fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, blob)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._rewrite_unlocked(parsed.header, [raw for _, raw in parsed.rows])
+        log.warning("%s: moved %d malformed line(s) (line %s) to %s", self.path,
+                    len(parsed.bad), ", ".join(str(no) for no, _ in parsed.bad),
+                    self.quarantine_path)
+        return dataclasses.replace(parsed, bad=[])
 
     # -- writing ---------------------------------------------------------------------------
+    def check_appendable(self) -> None:
+        """Fail now, with one line, if :meth:`append` would refuse this file later (a foreign
+        or v1 header, binary data, a directory, an unwritable folder): call it before the
+        expensive work whose row will be appended."""
+        self._parse(for_writing=True)
+        output_dir(self.path.parent, f"the folder of {self.path.name}")
+
     def append(self, row: Mapping[str, Any]) -> bool:
         """Write ``row`` (missing columns empty; unknown keys are an error). Returns False, and
         writes nothing, if the run_id already has an ``ok`` row."""
@@ -127,28 +223,30 @@ class ResultsStore:
         if row.get("status") not in STATUSES:
             raise SchemaError(f"status must be one of {', '.join(STATUSES)}, got "
                               f"{row.get('status')!r}")
-        line = _format_line(row)
+        if self.readonly:
+            raise SchemaError(f"{self.path} was opened read-only")
+        line = _format_line(row).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            existing = self._read_unlocked(for_writing=True)
-            mine = [r for r in existing if r["run_id"] == run_id]
+            parsed = self._quarantine_locked(self._parse(for_writing=True, locked=True))
+            mine = [r for r, _ in parsed.rows if r["run_id"] == run_id]
             if any(r["status"] == "ok" for r in mine):
                 log.warning("%s already has an ok row for %s; not writing another", self.path,
                             run_id)
                 return False
             if mine:  # supersede the failed attempt: rewrite without it, then add the new row
-                keep = [r for r in existing if r["run_id"] != run_id]
-                self._rewrite_unlocked(keep, extra_line=line)
+                keep = [raw for r, raw in parsed.rows if r["run_id"] != run_id]
+                self._rewrite_unlocked(parsed.header, keep + [line])
             else:
                 self._append_unlocked(line)
         return True
 
-    def _header_line(self) -> str:
+    def _header_line(self) -> bytes:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(COLUMNS)
-        return buf.getvalue()
+        return buf.getvalue().encode()
 
-    def _append_unlocked(self, line: str) -> None:
+    def _append_unlocked(self, line: bytes) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             data = line
@@ -156,7 +254,7 @@ class ResultsStore:
                 data = self._header_line() + line
             else:
                 self._repair_tail(fd)
-            os.write(fd, data.encode())  # one write of the whole line(s)
+            os.write(fd, data)  # one write of the whole line(s)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -170,15 +268,14 @@ class ResultsStore:
             if fh.read(1) != b"\n":
                 os.write(fd, b"\n")
 
-    def _rewrite_unlocked(self, rows: list[dict[str, str]], extra_line: str = "") -> None:
+    def _rewrite_unlocked(self, header: bytes, lines: list[bytes]) -> None:
+        """Replace the file by ``header`` + ``lines`` (raw bytes, kept exactly) atomically."""
         fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".csv", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "w", newline="") as fh:
-                fh.write(self._header_line())
-                w = csv.writer(fh, lineterminator="\n")
-                for r in rows:
-                    w.writerow([r.get(c, "") for c in COLUMNS])
-                fh.write(extra_line)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(header.rstrip(b"\r\n") + b"\n" if header else self._header_line())
+                for raw in lines:
+                    fh.write(raw if raw.endswith(b"\n") else raw + b"\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from prunekit.commands import _args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="run a benchmark grid into DIR/results.csv (resumable)",
@@ -19,9 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="list the expanded runs and their status; train nothing")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="shared pretraining cache (default OUT/cache)")
-    p.add_argument("--device", default=None, help="override every run's device (cpu, cuda:0)")
+    p.add_argument("--device", type=_args.device, default=None,
+                   help="override every run's device (cpu, cuda:0)")
     p.add_argument("--no-table", action="store_true", help="do not print the table at the end")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_args.positive_int, default=None,
                    help="torch intra-op threads (default: torch's; 1 per process is best when "
                         "several shards share a CPU)")
     p.set_defaults(func=run)
@@ -35,10 +38,6 @@ def run(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid)
     shard = parse_shard(args.shard)
     if args.threads is not None:
-        if args.threads < 1:
-            from prunekit.config import ConfigError
-
-            raise ConfigError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)

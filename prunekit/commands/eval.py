@@ -5,21 +5,15 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from prunekit.commands import _args
+from prunekit.config import ConfigError
 from prunekit.eval.evaluator import DEFAULT_ATTACKS
-
-
-def _n(text: str) -> int | None:
-    if text.lower() in ("all", "none", "0"):
-        return None
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError("--n must be >= 1 or 'all'")
-    return v
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,20 +28,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         f"{' '.join(DEFAULT_ATTACKS)}); forms: pgd-STEPS-RESTARTS[@STEP], "
                         "apgd-ce, apgd-t, apgd-dlr, fab, fab-t, square, autoattack, "
                         "autoattack-fast")
-    p.add_argument("--eps", type=float, default=None,
+    p.add_argument("--eps", type=_args.finite_float, default=None,
                    help="radius (default: the checkpoint's meta 'eps', else the dataset's)")
     p.add_argument("--norm", default="Linf", choices=("Linf", "L2", "L1"))
-    p.add_argument("--n", type=_n, default=1000, help="first N test examples ('all': every one;"
+    p.add_argument("--n", type=_args.n_examples, default=1000, help="first N test examples ('all': every one;"
                                                       " default 1000)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_args.positive_int, default=256)
     p.add_argument("--csv", default=None, help="append one result row to this CSV")
-    p.add_argument("--device", default="auto", help="auto (the model's), cpu, cuda, cuda:1")
+    p.add_argument("--device", type=_args.device, default="auto", help="auto (the model's), cpu, cuda, cuda:1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--state", default=None, help="resume file (JSON) for a long evaluation")
     p.add_argument("--examples", default=None, metavar="PATH",
                    help="write the per-example flags to this .npz (docs/results-schema.md); "
                         "with --csv its path is the row's 'examples' column")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_args.positive_int, default=None,
                    help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--allow-import", action="store_true",
@@ -62,23 +56,44 @@ def _load(path: str, device: str, allow_import: bool = False) -> tuple[Any, dict
 
     if not Path(path).exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    loc = "cpu" if device == "auto" else device
-    out = load_model(path, map_location=loc, allow_import=allow_import)
-    if isinstance(out, tuple):  # (model, meta) form
-        model, meta = out[0], dict(out[1] or {})
-    else:
-        model, meta = out, dict(getattr(out, "prunekit_meta", None) or {})
+    model = load_model(path, map_location="cpu" if device == "auto" else device,
+                       allow_import=allow_import)
+    meta = dict(getattr(model, "prunekit_meta", None) or {})
     if device != "auto":
         model.to(device)
     model.eval()  # a freshly rebuilt module starts in train mode; a checkpoint has no mode
     return model, meta
 
 
+def _check_input_shape(path: str, model: Any, dataset: str, spec: Any) -> None:
+    """The model's recorded input shape (or, for files without one, its builder's
+    ``in_channels``) must be the dataset's: a mismatch is one line naming both."""
+    want = getattr(spec, "input_shape", None)
+    if want is None:
+        return
+    want = tuple(int(v) for v in want)
+    have = getattr(model, "prunekit_input_shape", None)
+    if have is None:
+        channels = (getattr(model, "prunekit_spec", None) or {}).get("kwargs", {}).get(
+            "in_channels")
+        if channels is None or int(channels) == want[0]:
+            return
+        have_txt = f"{channels}-channel inputs"
+    elif tuple(have) == want:
+        return
+    else:
+        have_txt = "inputs of shape " + "x".join(map(str, have))
+    trained = (getattr(model, "prunekit_meta", None) or {}).get("dataset")
+    raise ConfigError(f"{path} expects {have_txt}"
+                      + (f" (it was trained on {trained})" if trained else "")
+                      + f" but {dataset} gives {'x'.join(map(str, want))}; evaluate it on a "
+                        "dataset of its input shape (--dataset)")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     import prunekit
-    from prunekit.config import ConfigError
     from prunekit.eval import RobustnessEvaluator
     from prunekit.registry import DATASETS
 
@@ -88,8 +103,17 @@ def run(args: argparse.Namespace) -> int:
 
     for a in attacks:  # fail on a bad name before loading anything
         parse_attack(a)
+    # outputs are checked before anything is evaluated: nothing is overwritten, no work is lost
     if args.examples:
         _check_examples_target(args.examples)
+    if args.state:
+        from prunekit.eval.state import check_state_path
+
+        check_state_path(args.state, "--state")
+    if args.csv:
+        from prunekit.bench.store import ResultsStore
+
+        ResultsStore(args.csv).check_appendable()
     if args.threads:
         torch.set_num_threads(args.threads)
     model, meta = _load(args.checkpoint, args.device, args.allow_import)
@@ -101,9 +125,13 @@ def run(args: argparse.Namespace) -> int:
     options = dict(meta.get("dataset_options") or {}) if not args.dataset else {}
     data = DATASETS.build(dataset, root=args.root, split="test", **options)
     spec = getattr(data, "spec", None)
+    _check_input_shape(args.checkpoint, model, dataset, spec)
     eps = args.eps if args.eps is not None else meta.get("eps", getattr(spec, "eps", None))
     if eps is None:
         raise ConfigError("--eps is required (neither the checkpoint nor the dataset gives one)")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ConfigError(f"the checkpoint's eps is {eps!r}, not a finite number >= 0; give "
+                          f"--eps")
     try:
         ev = RobustnessEvaluator(float(eps), norm=args.norm, attacks=attacks, n_examples=args.n,
                                  batch_size=args.batch_size, seed=args.seed, device=args.device,
@@ -140,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
                                                    os.path.dirname(os.path.abspath(args.csv)))
                                    ).as_posix()
     if args.csv:
-        written = _append(args.csv, row)
+        from prunekit.bench.store import COLUMNS, ResultsStore
+
+        written = ResultsStore(args.csv).append({k: v for k, v in row.items() if k in COLUMNS})
         print(f"{'appended' if written else 'already present (not written)'}: "
               f"{row['run_id']} -> {args.csv}")
     return 0
@@ -148,13 +178,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_examples_target(path: str) -> None:
     """Refuse to overwrite anything but a per-example file (a one-line error)."""
-    from prunekit.config import ConfigError
     from prunekit.eval.examples import is_examples_file
+    from prunekit.paths import output_file
 
-    p = Path(path)
-    if p.is_dir() or (p.exists() and not is_examples_file(p)):
-        raise ConfigError(f"--examples {path}: exists and is not a prunekit per-example file; "
-                          "refusing to overwrite it")
+    output_file(path, "--examples", "a prunekit per-example file", is_examples_file)
 
 
 def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str, eps: float,
@@ -175,34 +202,6 @@ def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str,
             row[k] = meta[k]
     row.update(res.to_row())
     return row
-
-
-def _append(path: str, row: dict[str, Any]) -> bool:
-    """Append through the bench results store (file lock, schema) when available, else a
-    small atomic append of the evaluation columns."""
-    try:
-        from prunekit.bench.store import COLUMNS, ResultsStore
-    except ImportError:
-        COLUMNS, ResultsStore = None, None
-    if ResultsStore is not None:
-        return ResultsStore(path).append({k: v for k, v in row.items() if k in COLUMNS})
-    import csv
-    import io
-
-    cols = list(row)
-    new = not Path(path).exists() or Path(path).stat().st_size == 0
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    if new:
-        w.writeheader()
-    w.writerow(row)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, buf.getvalue().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return True
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,18 +26,34 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _is_report(csv: str) -> Callable[[Path], bool]:
+    """An existing ``--out`` file may be replaced only by a report: it must be text, not the
+    input CSV, and not any other results CSV or data file."""
+    def check(path: Path) -> bool:
+        from prunekit.paths import describe
+
+        same = Path(csv).exists() and path.resolve() == Path(csv).resolve()
+        return not same and describe(path) == "a text file"
+    return check
+
+
 def run(args: argparse.Namespace) -> int:
     from prunekit.bench.report import report, summary_line
     from prunekit.config import ConfigError
+    from prunekit.paths import output_dir, output_file
 
     if args.bootstrap < 100:
         raise ConfigError(f"--bootstrap must be >= 100, got {args.bootstrap}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    # check the outputs first: nothing is computed for a report that cannot be written
+    if args.out:
+        output_file(args.out, "--out", "a report (text)", _is_report(args.csv))
+    if args.plots:
+        output_dir(args.plots, "--plots")
     rep = report(args.csv, fmt=args.format, plots_dir=args.plots, versus=args.versus,
                  metrics=metrics, n_resamples=args.bootstrap)
     print(rep.text, end="")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(rep.text)
         print(f"wrote {args.out}", file=sys.stderr)
     for p in rep.plots:

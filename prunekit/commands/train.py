@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from prunekit.commands import _args
+
 __all__ = ["add_parser", "run", "apply_overrides"]
 
 
@@ -27,9 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set pretrain.epochs=2 "
                         "--set d2bc.gamma=0.01 (value parsed as YAML; repeatable)")
-    p.add_argument("--device", default=None, help="override the config's device (auto, cpu, "
-                                                  "cuda, cuda:N)")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--device", type=_args.device, default=None,
+                   help="override the config's device (auto, cpu, cuda, cuda:N)")
+    p.add_argument("--threads", type=_args.positive_int, default=None,
                    help="torch intra-op threads (default: torch's; 1 is best on a busy CPU)")
     p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -56,7 +58,6 @@ def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.checkpoint import UnsafeCheckpointError
     from prunekit.config import RunConfig, load_yaml
     from prunekit.train import NonFiniteLossError, run_pipeline
 
@@ -65,16 +66,17 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    workdir = Path(args.workdir or Path("runs") / cfg.name)
+    from prunekit.paths import output_dir
+
+    workdir = output_dir(args.workdir or Path("runs") / cfg.name, "--workdir")
+    if args.cache:
+        output_dir(args.cache, "--cache")
     try:
         result = run_pipeline(cfg, workdir, cache_dir=args.cache, device=args.device,
                               progress=False if args.no_progress else None)
-    except NonFiniteLossError as exc:
+    except NonFiniteLossError as exc:  # diverged: a failed run, not a usage error
         print(f"prunekit train: failed: {exc}", file=sys.stderr)
         return 1
-    except UnsafeCheckpointError as exc:
-        print(f"prunekit train: error: {exc}", file=sys.stderr)
-        return 2
     from prunekit.train import dist_env
 
     if not dist_env().is_main:

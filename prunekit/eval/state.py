@@ -3,6 +3,8 @@
 The file is keyed by a fingerprint of everything a batch result depends on (model weights and
 buffers, eps, norm, attacks, seed, batch size, library versions); each batch also stores a hash
 of its data, so a stale file (another model, other data, other settings) is never reused.
+A path that holds anything but an evaluation state (a results CSV, a model, a folder) is refused
+with :class:`EvalStateError` before anything is evaluated or written: it is never overwritten.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["EvalState", "model_hash", "tensor_hash", "flags_to_str", "str_to_flags"]
+from prunekit.paths import OutputPathError, output_file
+
+__all__ = ["EvalState", "EvalStateError", "check_state_path", "model_hash", "tensor_hash",
+           "flags_to_str", "str_to_flags"]
 
 log = logging.getLogger(__name__)
 VERSION = 1
@@ -56,6 +61,29 @@ def str_to_flags(s: str) -> Tensor:
     return torch.tensor([c == "1" for c in s], dtype=torch.bool)
 
 
+class EvalStateError(OutputPathError):
+    """The state path holds something that is not an evaluation state (never overwritten)."""
+
+
+def _is_state(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(d, dict) and {"version", "fingerprint", "batches"} <= set(d)
+
+
+def check_state_path(path: str | os.PathLike, what: str = "evaluation state") -> Path:
+    """Check that ``path`` is missing, empty or an evaluation state, and that its folder is
+    writable (``what``: how the user named the path); raises :class:`EvalStateError` (one
+    line) otherwise."""
+    try:
+        return output_file(path, what, "an evaluation state", _is_state)
+    except OutputPathError as exc:
+        raise EvalStateError(str(exc)) from None
+
+
 class EvalState:
     """Per-batch results: ``batches[i] = {"data": hash, "clean": "0101", "seconds_clean": s,
     "attacks": {name: {"robust": "01..", "seconds": s, "grad_evals": n, "messages": [...]}}}``.
@@ -68,13 +96,12 @@ class EvalState:
         self.fingerprint = fingerprint
         self.batches: dict[int, dict[str, Any]] = {}
         self.loaded = False
-        if self.path is not None and self.path.exists():
-            try:
-                with self.path.open() as f:
-                    d = json.load(f)
-            except (OSError, ValueError) as exc:
-                log.warning("ignoring unreadable evaluation state %s: %s", self.path, exc)
-                return
+        if self.path is None:
+            return
+        check_state_path(self.path)
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open(encoding="utf-8") as f:
+                d = json.load(f)
             if d.get("version") != VERSION or d.get("fingerprint") != fingerprint:
                 log.warning("evaluation state %s belongs to another model/data/settings; "
                             "starting afresh", self.path)
