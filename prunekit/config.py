@@ -21,10 +21,13 @@ import copy
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+from prunekit.errors import UserError
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
@@ -32,7 +35,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """An invalid config field or value; the message is one line naming the field."""
 
 
@@ -135,6 +138,7 @@ class RunConfig:
         for name, sec in methods.items():
             if not isinstance(sec, Mapping):
                 raise ConfigError(f"config field {name!r} must be a mapping of hyperparameters")
+            _check_finite_tree(sec, name)
         cfg.methods = {k: dict(v) for k, v in methods.items()}
         cfg.validate(check_registries=check_registries)
         return cfg
@@ -237,8 +241,14 @@ class RunConfig:
             raise ConfigError(f"loss.eps must be >= 0, got {lo.eps}")
         if lo.steps < 0:
             raise ConfigError(f"loss.steps must be >= 0, got {lo.steps}")
+        if lo.step_size is not None and lo.step_size < 0:
+            raise ConfigError(f"loss.step_size must be >= 0, got {lo.step_size}")
         if self.eval.n_examples is not None and self.eval.n_examples < 1:
             raise ConfigError(f"eval.n_examples must be >= 1 or null, got {self.eval.n_examples}")
+        if self.eval.eps is not None and self.eval.eps < 0:
+            raise ConfigError(f"eval.eps must be >= 0, got {self.eval.eps}")
+        if self.eval.batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
         if not check_registries:
             return
         from prunekit.registry import PRUNERS
@@ -292,10 +302,17 @@ def load_yaml(path: str) -> dict[str, Any]:
     import yaml
 
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a YAML text file (it holds binary data); give a YAML "
+                          f"file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -314,6 +331,30 @@ def _check_stage(st: StageConfig, name: str) -> None:
                           f"got {st.schedule!r}")
     if st.optimizer not in ("sgd", "adam"):
         raise ConfigError(f"{name}.optimizer must be one of sgd, adam; got {st.optimizer!r}")
+
+
+def _check_finite(value: Any, name: str) -> None:
+    """NaN and +-inf are refused in every numeric field (one line naming it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config field {name!r} must be a finite number, got {value!r}")
+
+
+def _check_finite_tree(value: Any, name: str) -> None:
+    """:func:`_check_finite` through a free-form method section (nested mappings, lists)."""
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite_tree(v, f"{name}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite_tree(v, f"{name}[{i}]")
+    elif isinstance(value, str):  # "nan" / "1e400" in a hyperparameter would become non-finite
+        try:
+            _check_finite(float(value), name)
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+    else:
+        _check_finite(value, name)
 
 
 def _hash(d: Any) -> str:
@@ -403,11 +444,12 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if tp is float:
         if isinstance(value, str):  # YAML reads 1e-4 as a string
             try:
-                return float(value)
+                value = float(value)
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
+        _check_finite(value, name)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
