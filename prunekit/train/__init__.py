@@ -6,12 +6,14 @@ from prunekit.train.data import build_test_set, build_train_set
 from prunekit.train.env import DistEnv, derive_seed, dist_env, init_distributed, \
     seed_everything, select_device
 from prunekit.train.loader import build_loader, set_loader_epoch
-from prunekit.train.loop import FitResult, NonFiniteLossError, fit, progress_enabled
+from prunekit.train.loop import FitResult, NonFiniteLossError, NonFiniteWeightsError, fit, \
+    progress_enabled
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.pipeline import PipelineResult, StageRecord, run_pipeline
 
 __all__ = [
-    "fit", "FitResult", "NonFiniteLossError", "run_pipeline", "PipelineResult", "StageRecord",
+    "fit", "FitResult", "NonFiniteLossError", "NonFiniteWeightsError", "run_pipeline",
+    "PipelineResult", "StageRecord",
     "make_optimizer", "make_scheduler", "build_loader", "set_loader_epoch", "build_train_set",
     "build_test_set", "select_device", "seed_everything", "derive_seed", "DistEnv", "dist_env",
     "init_distributed", "progress_enabled",

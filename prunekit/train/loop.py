@@ -20,7 +20,8 @@ from prunekit.train.env import DistEnv, derive_seed, dist_env, rng_state, seed_e
     set_rng_state
 from prunekit.train.loader import set_loader_epoch
 
-__all__ = ["fit", "FitResult", "NonFiniteLossError", "progress_enabled"]
+__all__ = ["fit", "FitResult", "NonFiniteLossError", "NonFiniteWeightsError",
+           "check_finite_state", "progress_enabled"]
 
 log = logging.getLogger(__name__)
 CKPT_FORMAT = "prunekit.fit/1"
@@ -29,6 +30,12 @@ AdvLossFn = Callable[[nn.Module, Tensor, Tensor], "tuple[Tensor, dict[str, float
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite (the run is recorded as failed)."""
+
+
+class NonFiniteWeightsError(NonFiniteLossError):
+    """After an epoch a weight or buffer (BatchNorm statistics included) is NaN or infinite: the
+    stage diverged even if every loss it computed was finite (one huge step). The run is
+    recorded as failed; the diverged state is never checkpointed or cached."""
 
 
 @dataclass
@@ -79,8 +86,13 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     gradients of optimizer parameters outside the model (pruner gates) are all-reduced too; only
     rank 0 writes the checkpoint and the log.
 
+    After every epoch, before its checkpoint is written, every parameter and buffer of the model
+    (BatchNorm statistics included) and every optimizer parameter is checked for NaN/inf.
+
     Raises:
         NonFiniteLossError: the loss became NaN/inf (epoch and step in the message).
+        NonFiniteWeightsError: a weight or buffer is NaN/inf after an epoch (stage, epoch,
+            optimizer settings and the first bad tensor in the message).
     """
     dist = dist if dist is not None else dist_env()
     device = torch.device(device) if device is not None else _model_device(model)
@@ -149,6 +161,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
         history.append(record)
         log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+        check_finite_state(model, optimizer, f"{stage}: after epoch {epoch + 1}/{epochs}", lr,
+                           inputs=x if n_seen else None)
         if dist.is_main:
             if ckpt_path is not None:
                 ckpt.save(ckpt_path, _state(epoch + 1, epochs, model, optimizer, scheduler,
@@ -156,12 +170,63 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             if log_path is not None:
                 _write_jsonl(Path(log_path), history)
         dist.barrier()
+    if start >= epochs:  # nothing trained here: check what the checkpoint restored
+        check_finite_state(model, optimizer, f"{stage}: restored from {ckpt_path}",
+                           float(optimizer.param_groups[0]["lr"]))
     seconds = float(sum(r.get("seconds", 0.0) for r in history))
     return FitResult(epochs=max(epochs, start), seconds=seconds, history=history,
                      resumed_from=start)
 
 
 # ------------------------------------------------------------------------------------------------
+def check_finite_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, where: str,
+                       lr: float | None = None, inputs: Tensor | None = None) -> None:
+    """Raise :class:`NonFiniteWeightsError` if a floating-point parameter or buffer of ``model``
+    (or a parameter only the optimizer holds, e.g. pruner gates) is NaN or infinite, or if the
+    model's eval-mode outputs on ``inputs`` (one training batch) are.
+
+    The second test catches a diverged stage whose tensors are still finite: after one huge step
+    (lr 1e6) the weights are ~1e5 while the BatchNorm statistics are not, and eval-mode logits
+    overflow. ``where`` starts the message (``"pretrain: after epoch 1/1"``); the optimizer's
+    settings are appended so the message names what to change."""
+    named = [(n, t) for n, t in list(model.named_parameters()) + list(model.named_buffers())
+             if t.is_floating_point()]
+    if optimizer is not None:
+        own = {id(t) for _, t in named}
+        named += [(f"optimizer group {g} param {i}", p)
+                  for g, group in enumerate(optimizer.param_groups)
+                  for i, p in enumerate(group["params"]) if id(p) not in own]
+    if not named:
+        return
+    with torch.no_grad():
+        ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).tolist()
+    bad = [n for (n, _), good in zip(named, ok) if not good]
+    what = f"{len(bad)} of {len(named)} weight/buffer tensors are NaN or infinite (first: " \
+           f"{bad[0]})" if bad else ""
+    if not bad and inputs is not None:
+        from prunekit.attacks.pgd import eval_mode
+
+        with torch.no_grad(), eval_mode(model):
+            out = model(inputs)
+        if not bool(torch.isfinite(out).all()):
+            biggest = max(float(t.detach().abs().max()) for _, t in named if t.numel())
+            what = (f"the weights are finite (largest |w| {biggest:.3g}) but the model's "
+                    f"eval-mode outputs on a training batch are NaN or infinite")
+    if not what:
+        return
+    settings = ""
+    if optimizer is not None:
+        g = optimizer.param_groups[0]
+        lr = float(g["lr"]) if lr is None else lr
+        extras = [f"{k} {g[k]:.3g}" for k in ("momentum", "weight_decay")
+                  if isinstance(g.get(k), (int, float))]
+        settings = f" with {type(optimizer).__name__} lr {lr:.3g}" + (
+            f" ({', '.join(extras)})" if extras else "")
+    stage = where.split(":", 1)[0]
+    raise NonFiniteWeightsError(f"{where}: {what}{settings}; the {stage} stage diverged: "
+                                f"lower its learning rate ({stage}.lr)")
+
+
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -238,10 +303,11 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sch
              pruner: Any, epochs: int, loader: Any) -> tuple[int, list[dict[str, Any]]]:
     state = ckpt.load(path)
     if not isinstance(state, dict) or state.get("format") != CKPT_FORMAT:
-        raise ValueError(f"{path} is not a prunekit training checkpoint")
+        raise ckpt.CheckpointError(f"{path} is not a prunekit training checkpoint; move it away "
+                                   f"to restart this stage")
     if int(state["epochs"]) != int(epochs):
-        raise ValueError(f"{path} was written for {state['epochs']} epochs but this run asks for "
-                         f"{epochs}; use a fresh work directory")
+        raise ckpt.CheckpointError(f"{path} was written for {state['epochs']} epochs but this "
+                                   f"run asks for {epochs}; use a fresh work directory")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -164,11 +165,13 @@ def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir:
     with _cache_lock(pre_dir, dist):
         done = pre_dir / "done.json"
         if done.exists():
-            rec = StageRecord(**json.loads(done.read_text()))
-            rec.cached = True
-            model.load_state_dict(ckpt.load(pre_dir / "model.pt")["state_dict"])
-            log.info("pretrain: using the cached model in %s", pre_dir)
-            return rec
+            rec = _cached_record(pre_dir, cfg, model)
+            if rec is not None:
+                log.info("pretrain: using the cached model in %s", pre_dir)
+                return rec
+            if dist.is_main:
+                _drop_unreadable_checkpoint(pre_dir / "ckpt.pt")
+            dist.barrier()
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad], st)
         res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
                   checkpoint=pre_dir / "ckpt.pt", log_path=pre_dir / "log.jsonl",
@@ -177,8 +180,68 @@ def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir:
         if dist.is_main:
             ckpt.save(pre_dir / "model.pt", {"state_dict": model.state_dict(),
                                              "pretrain_hash": cfg.pretrain_hash()})
-            _atomic_text(done, json.dumps(dataclasses.asdict(rec), indent=1))
+            info = {**dataclasses.asdict(rec), "model_sha256": _sha256(pre_dir / "model.pt")}
+            _atomic_text(done, json.dumps(info, indent=1))
         return rec
+
+
+def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageRecord | None:
+    """Load a finished pretraining cache entry into ``model`` after verifying it: ``done.json``
+    readable, ``model.pt`` present, matching the SHA-256 recorded in ``done.json``, loadable, of
+    this ``pretrain_hash``, fitting the model and finite. A broken entry logs why and returns
+    None: it is rebuilt (from its intact epoch checkpoint, else by training again)."""
+    from prunekit.train.loop import NonFiniteWeightsError, check_finite_state
+
+    names = {f.name for f in dataclasses.fields(StageRecord)}
+    weights = pre_dir / "model.pt"
+    try:
+        info = json.loads((pre_dir / "done.json").read_text())
+        rec = StageRecord(**{k: v for k, v in info.items() if k in names})
+        problem = ""
+        if not weights.is_file():
+            problem = "model.pt is missing"
+        elif info.get("model_sha256") and info["model_sha256"] != _sha256(weights):
+            problem = "model.pt does not match the SHA-256 recorded in done.json"
+        else:
+            blob = ckpt.load(weights)
+            if not isinstance(blob, dict) or blob.get("pretrain_hash") != cfg.pretrain_hash():
+                problem = "model.pt belongs to another pretraining config"
+            else:
+                backup = copy.deepcopy(model.state_dict())
+                try:
+                    model.load_state_dict(blob["state_dict"])
+                    check_finite_state(model, None, "pretrain: cached model.pt")
+                except (RuntimeError, NonFiniteWeightsError):
+                    model.load_state_dict(backup)
+                    raise
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ckpt.CheckpointError,
+            NonFiniteWeightsError) as exc:
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if problem:
+        log.warning("pretrain cache %s is broken (%s): rebuilding it", pre_dir, problem)
+        return None
+    rec.cached = True
+    return rec
+
+
+def _drop_unreadable_checkpoint(path: Path) -> None:
+    """Remove a pretraining epoch checkpoint that cannot be loaded, so the rebuild trains from
+    scratch instead of failing on it; an intact one is kept (the rebuild resumes from it)."""
+    if not path.exists():
+        return
+    try:
+        ckpt.load(path)
+    except ckpt.CheckpointError as exc:
+        log.warning("pretrain: removing unreadable %s (%s); training from scratch", path, exc)
+        path.unlink()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 class _cache_lock:
@@ -213,16 +276,28 @@ def _train_key(cfg: RunConfig) -> str:
 
 
 def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
-    """Refuse to resume a work directory that holds a run with a different training config.
+    """Refuse to resume a work directory that holds a run with a different training config, and
+    to write into one that holds files prunekit would overwrite but did not write (no run.json
+    next to a model.pt / eval.json; a run.json that is not prunekit's).
     (Every rank passes the same barriers, whatever it finds.)"""
     marker = workdir / "run.json"
     key = _train_key(cfg)
     dist.barrier()
+    if not marker.exists():
+        foreign = [n for n in ("model.pt", "eval.json") if (workdir / n).exists()]
+        if foreign:
+            raise ConfigError(f"work directory {workdir} holds {', '.join(foreign)} but no "
+                              f"run.json: it is not a prunekit work directory and its files "
+                              f"would be overwritten; use another --workdir")
     if dist.is_main and not marker.exists():
         _atomic_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
                                         default=str))
     dist.barrier()
-    old = json.loads(marker.read_text()).get("train_key")
+    try:
+        old = json.loads(marker.read_text()).get("train_key")
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        raise ConfigError(f"work directory {workdir} has a run.json that prunekit did not write; "
+                          f"use another --workdir") from None
     if old != key:
         raise ConfigError(f"work directory {workdir} holds a run with a different training "
                           f"config (key {old} != {key}); use another --workdir")
