@@ -432,6 +432,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"config field {name!r} must be a mapping")
+        # a section's free-form options are written as its own keys: model.options.x -> model.x
+        _check_finite_tree(value, name[:-len(".options")] if name.endswith(".options") else name)
         return dict(value)
     if tp is bool:
         if not isinstance(value, bool):
@@ -455,4 +457,5 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"config field {name!r} must be a string, got {value!r}")
         return value
+    _check_finite_tree(value, name)
     return value
