@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import multiprocessing as mp
 from pathlib import Path
 
@@ -105,3 +106,61 @@ def test_v1_header_is_read_but_never_appended_to(tmp_path):
     with pytest.raises(SchemaError):
         store.append({"run_id": "r2", "status": "ok"})
     assert path.read_bytes() == before
+
+
+def test_malformed_line_is_quarantined_once_with_its_bytes(tmp_path, caplog):
+    path = tmp_path / "results.csv"
+    store = ResultsStore(path)
+    store.append(row("a"))
+    bad = b'half,a,line,"with quotes"\r\n'
+    with open(path, "ab") as fh:
+        fh.write(bad)
+    store.append(row("b"))  # the writer quarantines it too (under the lock)
+    assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+    assert store.quarantine_path.read_bytes() == bad          # exact bytes kept
+    with open(path, "ab") as fh:
+        fh.write(b"another,bad\n")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+        assert [r["run_id"] for r in store.rows()] == ["a", "b"]
+    moved = [r for r in caplog.records if "moved 1 malformed" in r.getMessage()]
+    assert len(moved) == 1 and len(caplog.records) == 1       # warned once, not on every read
+    assert store.quarantine_path.read_bytes() == bad + b"another,bad\n"
+    assert b"bad" not in path.read_bytes()
+
+
+def test_reads_take_no_lock_and_skip_a_row_being_written(tmp_path):
+    path = tmp_path / "results.csv"
+    ResultsStore(path).append(row("a"))
+    (tmp_path / "results.csv.lock").unlink(missing_ok=True)
+    with open(path, "ab") as fh:
+        fh.write(b"b,d2bc,ch")                                 # a line still being written
+    store = ResultsStore(path)
+    assert store.finished_run_ids() == {"a"}
+    assert sorted(os.listdir(tmp_path)) == ["results.csv"]    # no lock file, no quarantine
+    assert ResultsStore(path, readonly=True).rows()[0]["run_id"] == "a"
+    with pytest.raises(SchemaError, match="read-only"):
+        ResultsStore(path, readonly=True).append(row("c"))
+
+
+def test_an_edited_file_without_final_newline_keeps_its_last_row(tmp_path):
+    path = tmp_path / "results.csv"
+    ResultsStore(path).append(row("a"))
+    ResultsStore(path).append(row("b"))
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert [r["run_id"] for r in ResultsStore(path).rows()] == ["a", "b"]
+    assert ResultsStore(path).append(row("c"))
+    assert [r["run_id"] for r in read(path)] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("content, match", [(bytes(range(256)), "binary data"),
+                                            (b"\xff\xfeh\x00i", "binary data"),
+                                            ("é,ß".encode("latin-1") + b"\n", "not UTF-8")])
+def test_binary_files_are_one_line_errors(tmp_path, content, match):
+    path = tmp_path / "results.csv"
+    path.write_bytes(content)
+    with pytest.raises(SchemaError, match=match):
+        ResultsStore(path).rows()
+    with pytest.raises(SchemaError, match="is a directory"):
+        ResultsStore(tmp_path).rows()
