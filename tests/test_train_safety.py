@@ -15,13 +15,7 @@ from prunekit.config import RunConfig
 from prunekit.train import NonFiniteWeightsError, run_pipeline
 from prunekit.train.loop import check_finite_state
 
-BASE = {"name": "tiny", "device": "cpu",
-        "data": {"dataset": "synthetic", "train_subset": 32, "batch_size": 32},
-        "model": {"name": "vgg-small", "width": 0.25}, "loss": {"steps": 1},
-        "pretrain": {"epochs": 1, "lr": 0.05, "schedule": "constant"},
-        "prune": {"epochs": 0}, "finetune": {"epochs": 0},
-        "eval": {"attacks": ["pgd-2-1"], "n_examples": 8, "batch_size": 8}}
-
+from test_bad_inputs import CONFIG as BASE  # one tiny synthetic run config for both files
 
 def cfg(**pretrain) -> RunConfig:
     d = json.loads(json.dumps(BASE))

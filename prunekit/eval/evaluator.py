@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -64,8 +65,8 @@ class RobustnessEvaluator:
                  batch_size: int = 256, seed: int = 0, device: str | torch.device = "auto",
                  state_path: str | os.PathLike | None = None,
                  square_tol: float = C.SQUARE_TOL, pgd_aa_gap: float = C.PGD_AA_GAP) -> None:
-        if not eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {eps}")
+        if not (math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"eps must be a finite number >= 0, got {eps}")
         if norm not in ("Linf", "L2", "L1"):
             raise ValueError(f"norm must be one of Linf, L2, L1; got {norm!r}")
         if n_examples is not None and n_examples < 1:
