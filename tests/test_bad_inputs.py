@@ -349,7 +349,8 @@ def test_report_works_on_a_read_only_directory(tmp_path) -> None:
     csv_path = shared / "results.csv"
     ResultsStore(csv_path).append({"run_id": "r1", "status": "ok", "method": "dense",
                                    "loss": "trades", "dataset": "synthetic", "model": "vgg-small",
-                                   "target_sparsity": 0.0, "clean_acc": 0.5, "pgd_acc": 0.25})
+                                   "target_sparsity": 0.0, "clean_acc": 0.5, "pgd_acc": 0.25,
+                                   "worst_acc": 0.25, "n_eval": 8, "eps": 0.03})
     (shared / "results.csv.lock").unlink(missing_ok=True)
     with open(csv_path, "a") as fh:
         fh.write("a hand-edited,line\n")         # malformed: cannot be quarantined here
