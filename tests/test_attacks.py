@@ -32,6 +32,7 @@ def test_parse_pgd(name, steps, restarts, step) -> None:
     assert a.step_size == pytest.approx(step)
     assert a.meta.box == "white" and not a.meta.ensemble and a.meta.column == "pgd_acc"
     assert parse_attack(a.canonical()).build(0.1).same_as(a)   # canonical name round-trips
+    assert s.meta == a.meta                                     # metadata independent of eps
 
 
 def test_parse_autoattack_family() -> None:

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunekit.attacks.base import Attack, registered_names
+from prunekit.attacks.base import Attack, AttackMeta, registered_names
 from prunekit.config import ConfigError
 from prunekit.registry import ATTACKS
 
@@ -58,6 +58,12 @@ class AttackSpec:
     def build(self, eps: float, norm: str = "Linf", seed: int = 0) -> Attack:
         """The configured attack (``ValueError`` for an unsupported norm)."""
         return self.cls(eps, norm=norm, seed=seed, name=self.name, **self.params)
+
+    @property
+    def meta(self) -> AttackMeta:
+        """The declared metadata, which does not depend on eps or seed (built at eps 0 with
+        the first norm the attack supports)."""
+        return self.build(0.0, norm=self.cls.supported_norms()[0]).meta
 
 
 def parse_attack(name: str) -> AttackSpec:

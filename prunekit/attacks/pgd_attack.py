@@ -102,7 +102,10 @@ class PGDAttack(Attack):
         return f"pgd-{self.steps}-{self.restarts}{self._step_suffix()}"
 
     def describe(self) -> str:
-        step = "" if not self._step_suffix() else f" (step {self.step_size:.3g})"
+        if self.step_abs is not None:
+            step = f" (step {self.step_abs:.3g})"
+        else:
+            step = "" if self.step_eps == 0.25 else f" (step {self.step_eps:.3g} eps)"
         return f"PGD-{self.steps}-{self.restarts}{step}"
 
     def params(self) -> dict[str, Any]:
