@@ -169,8 +169,8 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
         shape = blob.get("input_shape")
         example = torch.zeros(1, *shape) if shape else None
         model = rebuild(dense, blob["state_dict"], example)
-    except (RegistryError, OptionError) as exc:  # a model this installation cannot build
-        raise CheckpointError(f"{path}: {exc}") from None
+    except (RegistryError, OptionError):  # a model this installation cannot build: already one
+        raise                              # line naming the model (the CLI prints it so)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path} is a damaged prunekit model file: its weights do not "
                               f"fit its model spec ({type(exc).__name__}: {one_line(exc, 160)}); "

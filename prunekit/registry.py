@@ -266,7 +266,7 @@ def _qualname(obj: object) -> str:
 MODELS: Registry = Registry("model", entry_point_group="prunekit.models")
 DATASETS: Registry = Registry("dataset", entry_point_group="prunekit.datasets")
 LOSSES: Registry = Registry("loss", entry_point_group="prunekit.losses")
-ATTACKS: Registry = Registry("attack")
+ATTACKS: Registry = Registry("attack", entry_point_group="prunekit.attacks")
 PRUNERS: Registry = Registry("pruner", entry_point_group="prunekit.pruners")
 #: architecture-search methods (prunekit.search.Searcher), e.g. lrnas; plug-ins arrive through
 #: the ``prunekit.searchers`` entry-point group exactly as pruners do

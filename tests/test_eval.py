@@ -124,6 +124,33 @@ def test_autoattack_path_matches_direct_pyautoattack(model, test_set) -> None:
     assert 0 < res.robust_acc["apgd-ce"] < res.clean_acc
 
 
+def test_autoattack_fast_stagewise_matches_direct_pyautoattack(model, test_set) -> None:
+    """prunekit runs an ensemble one official call per stage, each on the still-robust points:
+    the flags equal one direct ``run_standard_evaluation`` of the same list."""
+    x, y = test_set[0][:20], test_set[1][:20]
+    res = RobustnessEvaluator(EPS, attacks=("autoattack-fast",), seed=2, batch_size=64
+                              ).evaluate(model, (x, y))
+    direct = _direct_autoattack(model, x, y, ["apgd-ce", "apgd-t"], seed=2)
+    assert torch.equal(res.flags["autoattack-fast"], direct)
+    assert res.meta["autoattack-fast"].label == "APGD-CE + APGD-T" and res.checks == []
+
+
+def test_apgd_ce_from_autoattack_equals_a_separate_run(model, test_set) -> None:
+    """No attack run twice: with apgd-ce and autoattack-fast, APGD-CE is read from AutoAttack's
+    first stage (run on every clean-correct point, pyautoattack reseeding with the same seed),
+    over several batches; the per-example flags equal a separate APGD-CE run's."""
+    x, y = test_set[0][:30], test_set[1][:30]
+    kw = dict(seed=3, batch_size=12)
+    both = RobustnessEvaluator(EPS, attacks=("apgd-ce", "autoattack-fast"), **kw).evaluate(
+        model, (x, y))
+    alone = RobustnessEvaluator(EPS, attacks=("apgd-ce",), **kw).evaluate(model, (x, y))
+    assert both.reused == {"apgd-ce": "autoattack-fast"} and alone.reused == {}
+    assert torch.equal(both.flags["apgd-ce"], alone.flags["apgd-ce"])
+    assert both.robust_acc["autoattack-fast"] <= both.robust_acc["apgd-ce"] < both.clean_acc
+    assert both.grad_evals["apgd-ce"] == alone.grad_evals["apgd-ce"] > 0
+    assert both.seconds["apgd-ce"] > 0 and both.checks == []
+
+
 @pytest.mark.slow
 def test_autoattack_standard_matches_direct(model, test_set) -> None:
     x, y = test_set[0][:40], test_set[1][:40]

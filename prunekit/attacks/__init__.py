@@ -1,12 +1,26 @@
-"""Attacks: prunekit's L-inf PGD (shared by the training losses and the evaluator), attack-name
-parsing, and wrappers around the official AutoAttack (``pyautoattack``)."""
+"""Attacks: one family behind the ``ATTACKS`` registry (docs/evaluation.md, "Attack family").
+
+:class:`Attack` (declared :class:`AttackMeta`, ``run`` -> :class:`AttackOutcome`), name parsing
+owned by each attack class (:func:`parse_attack`), prunekit's L-inf PGD (shared by the training
+losses and the evaluator), the official AutoAttack attacks and ensembles (``pyautoattack``), and
+third-party attacks from the ``prunekit.attacks`` entry-point group.
+"""
 from __future__ import annotations
 
 from prunekit.attacks.pgd import PGD, LossFn, eval_mode
-from prunekit.attacks.parse import AttackNameError, AttackSpec, VALID_FORMS, parse_attack
-from prunekit.attacks.autoattack import AttackOutcome, AutoAttackRunner
-from prunekit.attacks.runner import AttackRunner, PGDRunner, build_attack
+from prunekit.attacks.base import (NORMS, Attack, AttackMeta, AttackOutcome, model_device,
+                                   registered_names)
+from prunekit.attacks.parse import (AttackNameError, AttackSpec, build_attack, parse_attack,
+                                    valid_forms)
+from prunekit.attacks.autoattack import AutoAttackRunner
+from prunekit.attacks.ensemble import Ensemble, reuse_plan
+from prunekit.attacks.pgd_attack import PGDAttack
+from prunekit.attacks.autoattack_family import (APGDCE, APGDDLR, APGDT, FAB, FABT,
+                                                AutoAttackFast, AutoAttackStandard,
+                                                OfficialAttack, Square)
 
-__all__ = ["PGD", "LossFn", "eval_mode", "AttackSpec", "AttackNameError", "VALID_FORMS",
-           "parse_attack", "AttackOutcome", "AutoAttackRunner", "AttackRunner", "PGDRunner",
-           "build_attack"]
+__all__ = ["PGD", "LossFn", "eval_mode", "NORMS", "Attack", "AttackMeta", "AttackOutcome",
+           "model_device", "registered_names", "AttackNameError", "AttackSpec", "build_attack",
+           "parse_attack", "valid_forms", "AutoAttackRunner", "Ensemble", "reuse_plan",
+           "PGDAttack", "OfficialAttack", "APGDCE", "APGDDLR", "APGDT", "FAB", "FABT", "Square",
+           "AutoAttackStandard", "AutoAttackFast"]

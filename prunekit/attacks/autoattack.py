@@ -26,28 +26,19 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from prunekit.attacks.base import AttackOutcome, model_device
 from prunekit.attacks.pgd import _no_autocast, eval_mode
 
-__all__ = ["AutoAttackRunner", "AttackOutcome", "capture_autoattack_messages", "preserve_rng"]
+__all__ = ["AutoAttackRunner", "capture_autoattack_messages", "preserve_rng", "AA_LOGGER",
+           "model_device"]
 
 log = logging.getLogger(__name__)
 AA_LOGGER = "auto-attack"
-
-
-@dataclass
-class AttackOutcome:
-    """Result of one attack on one batch."""
-
-    robust: Tensor                     #: bool[B] on the CPU (False for clean-misclassified)
-    x_adv: Tensor                      #: adversarial examples (x where not broken)
-    messages: list[str] = field(default_factory=list)   #: captured check messages
-    grad_evals: int = 0                #: per-example input gradients (PGD only; 0 otherwise)
 
 
 class _ListHandler(logging.Handler):
@@ -97,15 +88,6 @@ def preserve_rng(device: torch.device) -> Iterator[None]:
         if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         yield
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU for a parameter-free model."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 class AutoAttackRunner:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from prunekit.attacks.parse import valid_forms
 from prunekit.commands import _args
 from prunekit.config import ConfigError
 from prunekit.eval.evaluator import DEFAULT_ATTACKS
@@ -25,9 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--root", default=None, help="dataset root folder")
     p.add_argument("--attacks", nargs="+", default=None, metavar="ATTACK",
                    help=f"attack names, space or comma separated (default: "
-                        f"{' '.join(DEFAULT_ATTACKS)}); forms: pgd-STEPS-RESTARTS[@STEP], "
-                        "apgd-ce, apgd-t, apgd-dlr, fab, fab-t, square, autoattack, "
-                        "autoattack-fast")
+                        f"{' '.join(DEFAULT_ATTACKS)}); forms: {', '.join(valid_forms())}")
     p.add_argument("--eps", type=_args.finite_float, default=None,
                    help="radius (default: the checkpoint's meta 'eps', else the dataset's)")
     p.add_argument("--norm", default="Linf", choices=("Linf", "L2", "L1"))

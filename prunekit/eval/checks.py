@@ -1,7 +1,9 @@
 """Sanity checks run on every evaluation (docs/evaluation.md#checks).
 
 Each check returns ``None`` or a :class:`CheckFailure` (a short code for the CSV ``checks``
-column and a one-line message for ``EvalResult.warnings``). The gradient-masking checks follow
+column and a one-line message for ``EvalResult.warnings``). The accuracy checks read only the
+attacks' declared metadata (:class:`~prunekit.attacks.AttackMeta`: box, components, reference,
+seeded), never their names. The gradient-masking checks follow
 Carlini et al. 2019 ("On evaluating adversarial robustness", sec. 5) and AutoAttack's
 ``checks`` module (Croce & Hein 2020): a black-box attack beating white-box ones, or PGD far
 above AutoAttack, mean the gradients are not informative.
@@ -14,7 +16,7 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.parse import AttackSpec
+from prunekit.attacks.base import AttackMeta
 
 __all__ = ["CheckFailure", "check_train_mode", "check_fp32", "check_randomized",
            "count_unverified", "unverified_failure", "check_accuracies", "autoattack_failures",
@@ -95,47 +97,63 @@ def unverified_failure(name: str, counts: Sequence[int], norm: str) -> CheckFail
                                           f"[0,1], {right} classified correctly on re-check)")
 
 
-def check_accuracies(specs: Sequence[AttackSpec], flags: Mapping[str, Tensor],
+def _is_prefix(a: AttackMeta, e: AttackMeta) -> bool:
+    return len(a.components) < len(e.components) and \
+        e.components[:len(a.components)] == a.components
+
+
+def check_accuracies(metas: Sequence[AttackMeta], flags: Mapping[str, Tensor],
                      square_tol: float = SQUARE_TOL,
                      pgd_aa_gap: float = PGD_AA_GAP) -> list[CheckFailure]:
-    """Consistency of the accuracies of the attacks run (names are ``spec.name``)."""
+    """Consistency of the accuracies of the attacks run (``flags`` keyed by ``meta.name``):
+
+    - ``robust_above_clean``: any attack above clean, or robust points not clean-correct;
+    - ``aa_above_apgd``: a ``seeded`` ensemble above an attack that is a prefix of its stages
+      (AutoAttack above APGD-CE): impossible for a deterministic model;
+    - ``square_beats_whitebox``: a black-box attack below the best white-box one;
+    - ``pgd_far_above_aa``: a non-reference white-box attack (PGD, plug-ins) far above the
+      strongest reference (official AutoAttack) attack that is not black-box.
+    """
     out: list[CheckFailure] = []
     clean = flags["clean"].bool()
-    acc = {s.name: int(flags[s.name].sum()) / max(1, clean.numel()) for s in specs}
+    acc = {m.name: int(flags[m.name].sum()) / max(1, clean.numel()) for m in metas}
     clean_acc = int(clean.sum()) / max(1, clean.numel())
-    for s in specs:
-        extra = int((flags[s.name].bool() & ~clean).sum())
-        if acc[s.name] > clean_acc or extra:
+    for m in metas:
+        extra = int((flags[m.name].bool() & ~clean).sum())
+        if acc[m.name] > clean_acc or extra:
             out.append(CheckFailure("robust_above_clean",
-                                    f"{s.name}: robust accuracy {acc[s.name]:.2%} above clean "
+                                    f"{m.name}: robust accuracy {acc[m.name]:.2%} above clean "
                                     f"{clean_acc:.2%} ({extra} points robust but not clean-"
                                     "correct)"))
-    apgd = next((s for s in specs if s.aa_attacks == ("apgd-ce",)), None)
-    for s in specs:
-        if apgd is not None and s.ensemble and "apgd-ce" in s.aa_attacks:
-            extra = int((flags[s.name].bool() & ~flags[apgd.name].bool()).sum())
-            if acc[s.name] > acc[apgd.name] or extra:
+    for e in metas:
+        for a in metas:
+            if not (e.seeded and a.seeded and _is_prefix(a, e)):
+                continue
+            extra = int((flags[e.name].bool() & ~flags[a.name].bool()).sum())
+            if acc[e.name] > acc[a.name] or extra:
                 out.append(CheckFailure("aa_above_apgd",
-                                        f"{s.name} accuracy {acc[s.name]:.2%} above "
-                                        f"{apgd.name}'s {acc[apgd.name]:.2%} ({extra} points "
-                                        "survive it but not APGD-CE): non-deterministic model?"))
-    white = [s for s in specs if not s.black_box and "square" not in s.aa_attacks]
-    for s in specs:
-        if s.black_box and white:
+                                        f"{e.name} accuracy {acc[e.name]:.2%} above "
+                                        f"{a.name}'s {acc[a.name]:.2%} ({extra} points "
+                                        f"survive it but not {a.label}): non-deterministic "
+                                        "model?"))
+    white = [m for m in metas if m.box == "white"]
+    for m in metas:
+        if m.box == "black" and white:
             best = min(white, key=lambda w: acc[w.name])
-            if acc[s.name] < acc[best.name] - square_tol:
+            if acc[m.name] < acc[best.name] - square_tol:
                 out.append(CheckFailure("square_beats_whitebox",
-                                        f"gradient masking? black-box {s.name} ({acc[s.name]:.2%})"
+                                        f"gradient masking? black-box {m.name} ({acc[m.name]:.2%})"
                                         f" beats the best white-box attack {best.name} "
                                         f"({acc[best.name]:.2%})"))
-    aa = [s for s in specs if s.kind == "autoattack" and not s.black_box]
-    if aa:
-        strongest = min(aa, key=lambda w: acc[w.name])
-        for s in specs:
-            if s.kind == "pgd" and acc[s.name] - acc[strongest.name] > pgd_aa_gap:
+    refs = [m for m in metas if m.reference and m.box != "black"]
+    if refs:
+        strongest = min(refs, key=lambda w: acc[w.name])
+        for m in metas:
+            if m.box == "white" and not m.reference and \
+                    acc[m.name] - acc[strongest.name] > pgd_aa_gap:
                 out.append(CheckFailure("pgd_far_above_aa",
-                                        f"gradient masking? {s.name} accuracy {acc[s.name]:.2%} "
-                                        f"is {100 * (acc[s.name] - acc[strongest.name]):.1f} "
+                                        f"gradient masking? {m.name} accuracy {acc[m.name]:.2%} "
+                                        f"is {100 * (acc[m.name] - acc[strongest.name]):.1f} "
                                         f"points above {strongest.name}'s "
                                         f"{acc[strongest.name]:.2%}"))
     return out

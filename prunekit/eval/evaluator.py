@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.autoattack import model_device, preserve_rng
+from prunekit.attacks.autoattack import preserve_rng
+from prunekit.attacks.base import Attack, AttackOutcome, model_device
+from prunekit.attacks.ensemble import reuse_plan
 from prunekit.attacks.parse import AttackNameError, parse_attack
 from prunekit.attacks.pgd import eval_mode
-from prunekit.attacks.runner import build_attack
 from prunekit.eval import checks as C
 from prunekit.eval._data import is_shuffled, iter_batches
 from prunekit.eval.result import EvalResult
@@ -52,6 +53,8 @@ class RobustnessEvaluator:
             and AutoAttack gets ``seed``; the global RNG state is restored afterwards.
         device: ``"auto"`` (the model's device) or a device the model is moved to (and back).
         state_path: JSON file for resuming an interrupted evaluation.
+        reuse: read an attack's result from another attack that provides it exactly instead of
+            running it again (APGD-CE from AutoAttack's first stage; ``EvalResult.reused``).
 
     Example::
 
@@ -64,7 +67,8 @@ class RobustnessEvaluator:
                  attacks: Sequence[str] = DEFAULT_ATTACKS, n_examples: int | None = None,
                  batch_size: int = 256, seed: int = 0, device: str | torch.device = "auto",
                  state_path: str | os.PathLike | None = None,
-                 square_tol: float = C.SQUARE_TOL, pgd_aa_gap: float = C.PGD_AA_GAP) -> None:
+                 square_tol: float = C.SQUARE_TOL, pgd_aa_gap: float = C.PGD_AA_GAP,
+                 reuse: bool = True) -> None:
         if not (math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0, got {eps}")
         if norm not in ("Linf", "L2", "L1"):
@@ -83,7 +87,10 @@ class RobustnessEvaluator:
         self.norm = norm
         self.specs = [parse_attack(a) for a in attacks]
         self.attacks = [s.name for s in self.specs]
-        self.runners = [build_attack(s, self.eps, norm, seed) for s in self.specs]
+        self.attack_list: list[Attack] = [s.build(self.eps, norm, int(seed)) for s in self.specs]
+        #: ``{attack: provider}``: attacks read from another attack's run
+        self.reuse = reuse_plan(self.attack_list) if reuse else {}
+        self._units = self._run_units()
         self.n_examples = n_examples
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -97,6 +104,17 @@ class RobustnessEvaluator:
                 f"attacks={self.attacks}, n_examples={self.n_examples}, "
                 f"batch_size={self.batch_size}, seed={self.seed})")
 
+    def _run_units(self) -> list[tuple[Attack, list[Attack]]]:
+        """``(attack that runs, attacks read from it)`` in the order they are first needed."""
+        by_name = {a.name: a for a in self.attack_list}
+        units: list[tuple[Attack, list[Attack]]] = []
+        for a in self.attack_list:
+            unit = by_name[self.reuse.get(a.name, a.name)]
+            if all(u is not unit for u, _ in units):
+                units.append((unit, [d for d in self.attack_list
+                                     if self.reuse.get(d.name) == unit.name]))
+        return units
+
     # -------------------------------------------------------------------------------------------
     def fingerprint(self, model: nn.Module) -> str:
         """What a stored batch result depends on besides the batch data."""
@@ -105,7 +123,8 @@ class RobustnessEvaluator:
         from prunekit import __version__
 
         key = {"model": model_hash(model), "eps": self.eps, "norm": self.norm,
-               "attacks": [repr(s) for s in self.specs], "seed": self.seed,
+               "attacks": [repr(a) for a in self.attack_list], "reuse": self.reuse,
+               "seed": self.seed,
                "batch_size": self.batch_size, "prunekit": __version__,
                "pyautoattack": pyautoattack.__version__, "torch": torch.__version__}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -176,30 +195,43 @@ class RobustnessEvaluator:
                 state.save()
                 if callback is not None:
                     callback("clean", b)
-            for spec, runner in zip(self.specs, self.runners):
-                if spec.name in rec["attacks"]:
-                    resumed += 1
+            for unit, deps in self._units:
+                names = [a.name for a in self.attack_list if a is unit or a in deps]
+                if all(n in rec["attacks"] for n in names):
+                    resumed += len(names)
                     continue
                 t0 = time.perf_counter()
                 with preserve_rng(device):
-                    torch.manual_seed(self.batch_seed(spec.name, b))
-                    out = runner.run(model, x, y)
+                    torch.manual_seed(self.batch_seed(unit.name, b))
+                    out = unit(model, x, y)
                 seconds = time.perf_counter() - t0
-                unverified = C.count_unverified(model, x, y, clean, out.robust, out.x_adv,
-                                                self.eps, self.norm)
-                rec["attacks"][spec.name] = {
-                    "robust": flags_to_str(out.robust), "seconds": seconds,
-                    "grad_evals": out.grad_evals, "messages": out.messages,
-                    "unverified": unverified}
+                rec["attacks"][unit.name] = self._record(model, x, y, clean, out, seconds)
+                for d in deps:   # read from the unit's first stages, not run again
+                    k = len(d.stages)
+                    rec["attacks"][d.name] = {
+                        **self._record(model, x, y, clean, out.prefix(k, x),
+                                       sum(out.stage_seconds[:k]), messages=False),
+                        "reused": unit.name}
                 state.save()
-                log.info("batch %d: %s robust %d/%d (%.1f s)", b, spec.name,
-                         int(out.robust.sum()), x.shape[0], seconds)
-                if callback is not None:
-                    callback(spec.name, b)
+                for n in names:
+                    log.info("batch %d: %s robust %d/%d (%.1f s)%s", b, n,
+                             rec["attacks"][n]["robust"].count("1"), x.shape[0],
+                             rec["attacks"][n]["seconds"],
+                             f" (from {unit.name})" if n != unit.name else "")
+                    if callback is not None:
+                        callback(n, b)
         if not records:
             raise ValueError("no examples to evaluate (empty dataset or loader)")
         index = None if any(i is None for i in indices) else torch.cat(indices)  # type: ignore
         return records, index, resumed
+
+    def _record(self, model: nn.Module, x: Tensor, y: Tensor, clean: Tensor,
+                out: AttackOutcome, seconds: float, messages: bool = True) -> dict[str, Any]:
+        """One (batch, attack) entry of the state: flags, cost, messages, re-verification."""
+        return {"robust": flags_to_str(out.robust), "seconds": seconds,
+                "grad_evals": out.grad_evals, "messages": out.messages if messages else [],
+                "unverified": C.count_unverified(model, x, y, clean, out.robust, out.x_adv,
+                                                 self.eps, self.norm)}
 
     def _assemble(self, records: list[dict[str, Any]], index: Tensor | None, resumed: int,
                   failures: list[C.CheckFailure]) -> EvalResult:
@@ -218,7 +250,9 @@ class RobustnessEvaluator:
             f = C.unverified_failure(name, counts, self.norm)
             if f is not None:
                 failures.append(f)
-        failures.extend(C.check_accuracies(self.specs, flags, self.square_tol, self.pgd_aa_gap))
+        meta = {a.name: a.meta for a in self.attack_list}
+        failures.extend(C.check_accuracies(list(meta.values()), flags, self.square_tol,
+                                           self.pgd_aa_gap))
         failures.extend(C.autoattack_failures(messages))
         for f in failures:
             log.warning("check %s: %s", f.code, f.message)
@@ -226,7 +260,7 @@ class RobustnessEvaluator:
             eps=self.eps, norm=self.norm, attacks=self.attacks, flags=flags, seconds=seconds,
             grad_evals=grad_evals, warnings=[f.message for f in failures],
             checks=[f.code for f in failures], seed=self.seed, batch_size=self.batch_size,
-            resumed_batches=resumed, index=index, meta={s.name: s.meta for s in self.specs})
+            resumed_batches=resumed, index=index, meta=meta, reused=dict(self.reuse))
 
 
 def evaluate(model: nn.Module, data: Iterable, eps: float, **kw: Any) -> EvalResult:

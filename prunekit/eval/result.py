@@ -35,7 +35,8 @@ class EvalResult:
         worst_acc: per-example worst case: robust only if correct under every attack run.
         flags: per-example bool tensors: ``"clean"``, each attack name, and ``"worst"``.
         seconds: wall seconds per attack name and ``"clean"`` (summed over resumed sessions).
-        grad_evals: per-example input gradients per PGD attack (0 for pyautoattack attacks).
+        grad_evals: per-example forward passes with input gradients, per attack (counted alike
+            for every attack; a reused attack: its stages' share of the provider's).
         warnings: human-readable messages from the sanity checks (and AutoAttack's own).
         checks: short codes of the failed checks (``[]`` when all passed).
         seed, batch_size: as configured; resumed_batches: batch results taken from the state.
@@ -155,7 +156,7 @@ class EvalResult:
         meta = dict(kw.pop("meta", None) or {})
         for name in attacks:
             if name not in meta:
-                meta[name] = parse_attack(name).meta
+                meta[name] = parse_attack(name).build(eps, norm).meta
         clean = flags["clean"].bool()
         worst = clean.clone()
         for name in attacks:
