@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import functools
 import importlib
+import json
 import logging
 import os
 import subprocess
@@ -117,9 +118,22 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                              seed=rcfg.eval.seed, device=dev,
                              state_path=str(Path(workdir) / "eval_state.pt"))
     result = ev.evaluate(res.model, test_set)
-    return {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
-            "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
-            EVAL_RESULT: result}
+    row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
+           "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
+           EVAL_RESULT: result}
+    return {**row, **_method_columns(res)}
+
+
+def _method_columns(res: Any) -> dict[str, Any]:
+    """``method_summary`` / ``sparsity_target`` from the method; a searcher's model is not a
+    reduction of a dense one, so its sparsity / reduction columns stay empty."""
+    cols: dict[str, Any] = {"method_summary": json.dumps(res.summary, sort_keys=True,
+                                                         default=str)}
+    if res.sparsity_target:
+        cols["sparsity_target"] = res.sparsity_target
+    if res.family == "searcher":
+        cols.update(weight_sparsity=None, macs_reduction=None)
+    return cols
 
 
 def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
@@ -162,9 +176,10 @@ def _one_line(exc: BaseException) -> str:
 def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
     cfg = run.config
     try:
-        from prunekit.registry import PRUNERS
+        from prunekit.registry import PRUNERS, SEARCHERS
 
-        gran = getattr(PRUNERS.get(cfg.method), "granularity", "")
+        reg = SEARCHERS if cfg.method in SEARCHERS else PRUNERS
+        gran = getattr(reg.get(cfg.method), "granularity", "")
     except Exception:  # noqa: BLE001 - a row must still be written
         gran = ""
     return {

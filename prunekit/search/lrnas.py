@@ -224,7 +224,7 @@ class LRNAS(Searcher):
             hits += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
         rec: dict[str, Any] = {"epoch": epoch, "lr": lr, "loss": loss_sum / max(n, 1),
-                               "train_acc": hits / max(n, 1),
+                               "clean_acc": hits / max(n, 1),
                                "train_seconds": round(time.perf_counter() - t0, 3)}
         if epoch >= self.warmup_epochs:
             t1 = time.perf_counter()
