@@ -114,3 +114,11 @@ def test_killed_mid_search_resumes_to_the_same_run(bench, tmp_path: Path,
     got = res.model.state_dict()
     assert list(got) == list(reference)
     assert all(torch.equal(got[k].cpu(), reference[k]) for k in got)
+
+
+def test_report_renders_the_lrnas_row(bench) -> None:
+    from prunekit.bench.report import report
+
+    out, _ = bench
+    rep = report(out / "results.csv", n_resamples=99)
+    assert rep.n_ok == 1 and "LRNAS" in rep.text

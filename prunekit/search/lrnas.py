@@ -78,6 +78,8 @@ class LRNAS(Searcher):
         strict: never exceed the budget (prunekit option; official: checked before adding).
     """
 
+    #: the report's method label
+    label = "LRNAS"
     contract_hparams = {"C": 4, "layers": 3, "k": 2, "final_C": 4, "final_layers": 3,
                         "ops": ["none", "sep_conv_3x3"], "epochs": 2, "warmup_epochs": 0,
                         "samples": 1, "batch_size": 16, "score_batch_size": 8, "strict": True,
