@@ -97,18 +97,18 @@ def test_killed_mid_search_resumes_to_the_same_run(bench, tmp_path: Path,
     out, row = bench
     reference = ckpt.load_model(out / "runs" / row["run_id"] / "model.pt").state_dict()
     cfg = _cfg()
-    real = LRNAS._epoch
+    real = LRNAS.epoch
 
     def crash(self, *args: Any, **kw: Any):
         if args[6] == 1:  # the epoch index: die inside the second search epoch
             raise RuntimeError("killed")
         return real(self, *args, **kw)
 
-    monkeypatch.setattr(LRNAS, "_epoch", crash)
+    monkeypatch.setattr(LRNAS, "epoch", crash)
     with pytest.raises(RuntimeError, match="killed"):
         run_pipeline(cfg, tmp_path)
     assert (tmp_path / "search" / "ckpt.pt").exists()
-    monkeypatch.setattr(LRNAS, "_epoch", real)
+    monkeypatch.setattr(LRNAS, "epoch", real)
     res = run_pipeline(cfg, tmp_path)
     assert res.summary["genotype"] == json.loads(row["method_summary"])["genotype"]
     got = res.model.state_dict()

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from prunekit.config import ConfigError, RunConfig
@@ -69,6 +70,8 @@ def run_search_stages(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, 
                    "last": _numeric(res.history[-1]) if res.history else {}}}
 
     model = res.model.to(dev)
+    if dev.type == "cpu":  # depthwise convs and 3x3 max-pools: ~2x faster (docs/search.md)
+        model = model.to(memory_format=torch.channels_last)
     st = cfg.stage("finetune")
     opts = searcher.train_options()
     params = [p for p in model.parameters() if p.requires_grad]
