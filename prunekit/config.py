@@ -108,7 +108,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     pretrain: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=0.1))
-    method: str = "dense"               #: name in ``prunekit.PRUNERS``
+    method: str = "dense"               #: name in ``prunekit.PRUNERS`` or ``prunekit.SEARCHERS``
     sparsity: float = 0.0               #: fraction removed, in [0, 1)
     prune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
@@ -128,10 +128,11 @@ class RunConfig:
         methods = dict(d.pop("methods", {}) or {})
         for key in list(d):
             if key not in known:
-                if check_registries and _is_pruner(key):
+                if check_registries and (_is_pruner(key) or _is_searcher(key)):
                     methods[key] = d.pop(key) or {}
                 else:
-                    hint = f"; pruner sections: {', '.join(_pruner_names())}" if check_registries else ""
+                    hint = (f"; pruner sections: {', '.join(_pruner_names())}; searcher "
+                            f"sections: {', '.join(_searcher_names())}") if check_registries else ""
                     raise ConfigError(f"unknown config field {key!r}; valid fields: "
                                       f"{', '.join(sorted(known - {'methods'}))}{hint}")
         cfg = _build(cls, d, "")
@@ -251,7 +252,7 @@ class RunConfig:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
         if not check_registries:
             return
-        from prunekit.registry import PRUNERS
+        from prunekit.registry import PRUNERS, SEARCHERS
         from prunekit.sections import SECTIONS, check_section
 
         for key in SECTIONS:
@@ -259,13 +260,14 @@ class RunConfig:
                 check_section(key, getattr(self, key))
             except ValueError as exc:
                 raise ConfigError(str(exc)) from None
-        if self.method not in PRUNERS:
+        searchers = f"; searchers: {', '.join(SEARCHERS.names(aliases=True))}"
+        if self.method not in PRUNERS and self.method not in SEARCHERS:
             raise ConfigError(f"method: unknown {PRUNERS.kind} {self.method!r}; valid: "
-                              f"{', '.join(PRUNERS.names(aliases=True))}")
+                              f"{', '.join(PRUNERS.names(aliases=True))}{searchers}")
         for name in self.methods:
-            if name not in PRUNERS:
+            if name not in PRUNERS and name not in SEARCHERS:
                 raise ConfigError(f"unknown pruner section {name!r}; valid: "
-                                  f"{', '.join(PRUNERS.names(aliases=True))}")
+                                  f"{', '.join(PRUNERS.names(aliases=True))}{searchers}")
         for sname in ("prune", "finetune"):
             self.stage(sname)  # validates the overrides
         try:
@@ -275,9 +277,13 @@ class RunConfig:
                 parse_attack(a)
         except ImportError:  # pragma: no cover - attacks package always present
             pass
-        # the pruner validates its own hyperparameters (one-line errors)
+        # the pruner (or searcher: prunekit.search.Searcher.check_config) validates its own
+        # hyperparameters (one-line errors)
         try:
-            PRUNERS.build(self.method, sparsity=self.sparsity, **self.pruner_hparams())
+            if self.method in SEARCHERS:
+                SEARCHERS.get(self.method).check_config(self)
+            else:
+                PRUNERS.build(self.method, sparsity=self.sparsity, **self.pruner_hparams())
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.method}: {exc}") from None
 
@@ -366,6 +372,18 @@ def _pruner_names() -> list[str]:
     from prunekit.registry import PRUNERS
 
     return PRUNERS.names(aliases=True)
+
+
+def _searcher_names() -> list[str]:
+    from prunekit.registry import SEARCHERS
+
+    return SEARCHERS.names(aliases=True)
+
+
+def _is_searcher(name: str) -> bool:
+    from prunekit.registry import SEARCHERS
+
+    return name in SEARCHERS
 
 
 def _is_pruner(name: str) -> bool:

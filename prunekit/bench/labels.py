@@ -24,7 +24,7 @@ import math
 from typing import Any, Mapping
 
 from prunekit.attacks.parse import AttackNameError, parse_attack
-from prunekit.registry import PRUNERS, RegistryError
+from prunekit.registry import PRUNERS, SEARCHERS, RegistryError
 
 __all__ = ["method_sort_key", "method_label", "attack_label", "attack_caveat", "row_accuracies",
            "CLEAN", "WORST"]
@@ -33,12 +33,14 @@ log = logging.getLogger(__name__)
 
 #: flag-row / metric names of the clean accuracy and of the per-example worst case
 CLEAN, WORST = "clean", "worst"
-_GRANULARITY_RANK = {"none": 0, "channel": 1, "weight": 2}
+_GRANULARITY_RANK = {"none": 0, "channel": 1, "weight": 2, "architecture": 3}
 
 
 def _pruner_class(method: str) -> Any:
     try:
-        return PRUNERS.get(method) if method in PRUNERS else None
+        if method in PRUNERS:
+            return PRUNERS.get(method)
+        return SEARCHERS.get(method) if method in SEARCHERS else None  # e.g. lrnas
     except RegistryError:
         return None
 
@@ -49,7 +51,7 @@ def method_sort_key(method: str, granularity: str = "") -> tuple[int, float, str
     gran = getattr(cls, "granularity", None) or granularity
     order = getattr(cls, "order", 0)
     order = order if isinstance(order, (int, float)) and not isinstance(order, bool) else 0
-    name = PRUNERS.canonical(method) if cls is not None else method
+    name = PRUNERS.canonical(method) if method in PRUNERS else method
     return _GRANULARITY_RANK.get(str(gran), len(_GRANULARITY_RANK)), float(order), name
 
 

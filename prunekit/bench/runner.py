@@ -120,15 +120,22 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                              seed=rcfg.eval.seed, device=dev,
                              state_path=str(Path(workdir) / "eval_state.pt"))
     result = ev.evaluate(res.model, test_set)
-    row: dict[str, Any] = {"params": meas.params, "macs": meas.macs,
-                           "weight_sparsity": meas.weight_sparsity,
-                           "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
-                           "device": dev, EVAL_RESULT: result}
-    if res.pruner:  # the pruner instance's own metadata (pipeline.run_pipeline)
-        row.update(sparsity_target=res.pruner.get("sparsity_target", ""),
-                   method_summary=json.dumps(res.pruner.get("summary") or {}, sort_keys=True,
-                                             default=str))
-    return row
+    row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
+           "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
+           EVAL_RESULT: result}
+    return {**row, **_method_columns(res)}
+
+
+def _method_columns(res: Any) -> dict[str, Any]:
+    """``method_summary`` / ``sparsity_target`` from the method; a searcher's model is not a
+    reduction of a dense one, so its sparsity / reduction columns stay empty."""
+    cols: dict[str, Any] = {"method_summary": json.dumps(res.summary, sort_keys=True,
+                                                         default=str)}
+    if res.sparsity_target:
+        cols["sparsity_target"] = res.sparsity_target
+    if res.family == "searcher":
+        cols.update(weight_sparsity=None, macs_reduction=None)
+    return cols
 
 
 def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
@@ -172,10 +179,15 @@ def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
     cfg = run.config
     try:
         from prunekit.pruning.base import sparsity_target_of
-        from prunekit.registry import PRUNERS
+        from prunekit.registry import PRUNERS, SEARCHERS
 
-        cls = PRUNERS.get(cfg.method)
-        gran, target = getattr(cls, "granularity", ""), sparsity_target_of(cls)
+        if cfg.method in SEARCHERS:
+            cls = SEARCHERS.get(cfg.method)
+            target = getattr(cls, "sparsity_target", "") or ""
+        else:
+            cls = PRUNERS.get(cfg.method)
+            target = sparsity_target_of(cls)
+        gran = getattr(cls, "granularity", "")
     except Exception:  # noqa: BLE001 - a row must still be written
         gran, target = "", ""
     return {

@@ -8,6 +8,7 @@ from prunekit.search.genotype import GENOTYPES, PRIMITIVES, Genotype, GenotypeEr
 from prunekit.search.network import DARTSNetwork, count_params
 from prunekit.search.supernet import SearchNetwork
 from prunekit.search.lrnas import LRNAS
+from prunekit.search import training as training  # noqa: F401  (registers loss pgd_at_normal)
 from prunekit.registry import SEARCHERS
 
 __all__ = ["Searcher", "SearchResult", "SEARCHERS", "LRNAS", "Genotype", "GenotypeError",

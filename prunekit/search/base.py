@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from prunekit.data.splits import SpecSubset
+from prunekit.registry import MODELS, SEARCHERS
 
 __all__ = ["Searcher", "SearchResult", "derived_seed"]
 
@@ -81,6 +82,9 @@ class Searcher(abc.ABC):
     contract_budget: ClassVar[float] = 0.0
     #: fraction of the training set that trains the weights (the rest scores the architecture)
     train_portion: float = 0.5
+    #: the model builder of the final network: a run config must name it as ``model.name`` (so
+    #: the CSV's ``model`` column is honest) and give it no options (the searcher sets them)
+    network: ClassVar[str] = "darts"
 
     def __init__(self, budget: float, **hparams: Any) -> None:
         if hparams:
@@ -123,6 +127,27 @@ class Searcher(abc.ABC):
         return {"grad_clip": None, "auxiliary_weight": 0.0, "drop_path_prob": 0.0}
 
     # -- shared behaviour ---------------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: Any) -> None:
+        """Validate a run config that uses this searcher (called by ``RunConfig.validate``;
+        one-line ``ValueError`` / ``TypeError``): ``sparsity`` 0 (the budget limits the
+        network), ``model`` = :attr:`network` without options, no ``prune`` stage override, and
+        the hyperparameters of its section (built once)."""
+        name = cls.registry_name
+        if cfg.sparsity != 0:
+            raise ValueError(f"sparsity is not used by the searcher {name!r} (its budget is "
+                             f"{name}.budget); leave it at 0")
+        if cfg.model.name not in MODELS or MODELS.canonical(cfg.model.name) != cls.network:
+            raise ValueError(f"the searcher {name!r} trains a {cls.network!r} network: set "
+                             f"model.name: {cls.network}")
+        if cfg.model.options or cfg.model.width != 1.0:
+            raise ValueError(f"model options and width are not used by the searcher {name!r}; "
+                             f"its section sets the final network")
+        if "prune" in cfg.method_section():
+            raise ValueError(f"the searcher {name!r} has no prune stage (its search settings "
+                             f"are {name} hyperparameters); valid stage override: finetune")
+        SEARCHERS.build(name, **cfg.pruner_hparams())
+
     def min_budget(self, spec: Any) -> int:
         """Parameters of the smallest possible network."""
         return self.count(self.smallest(spec), spec)

@@ -78,6 +78,8 @@ class LRNAS(Searcher):
         strict: never exceed the budget (prunekit option; official: checked before adding).
     """
 
+    #: the report's method label
+    label = "LRNAS"
     contract_hparams = {"C": 4, "layers": 3, "k": 2, "final_C": 4, "final_layers": 3,
                         "ops": ["none", "sep_conv_3x3"], "epochs": 2, "warmup_epochs": 0,
                         "samples": 1, "batch_size": 16, "score_batch_size": 8, "strict": True,
@@ -168,16 +170,7 @@ class LRNAS(Searcher):
         radius = self.fgsm_eps if self.fgsm_eps is not None else (
             eps if eps is not None else spec.eps)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derived_seed(seed, "supernet"))
-            net = SearchNetwork(C=self.C, layers=self.layers, num_classes=spec.num_classes,
-                                in_channels=spec.in_channels, k=self.k, ops=self.ops,
-                                mean=spec.mean, std=spec.std).to(dev)
-            prev = {c: 1e-3 * torch.randn(net.alphas_normal.shape).to(dev)
-                    for c in ("normal", "reduce")}
-            opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum,
-                                  weight_decay=self.weight_decay)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, float(self.epochs),
-                                                               eta_min=self.lr_min)
+            net, opt, sched, prev = self.setup(spec, seed, dev)
             path = Path(workdir) / "ckpt.pt" if workdir is not None else None
             start, history = 0, []
             if path is not None and path.exists():
@@ -186,7 +179,7 @@ class LRNAS(Searcher):
                          self.epochs)
             for epoch in range(start, self.epochs):
                 torch.manual_seed(derived_seed(seed, "search-epoch", epoch))
-                rec = self._epoch(net, opt, train, valid, spec, seed, epoch, radius, prev, dev)
+                rec = self.epoch(net, opt, train, valid, spec, seed, epoch, radius, prev, dev)
                 sched.step()
                 history.append(rec)
                 log.info("lrnas epoch %d/%d: %s", epoch + 1, self.epochs,
@@ -200,9 +193,31 @@ class LRNAS(Searcher):
             genotype = self.select(_alphas(net), spec)
         return genotype.to_dict(), history
 
-    def _epoch(self, net: SearchNetwork, opt: torch.optim.Optimizer, train: Dataset,
+    def setup(self, spec: Any, seed: int, dev: torch.device) -> tuple[
+            SearchNetwork, torch.optim.Optimizer, Any, dict[str, torch.Tensor]]:
+        """The seeded supernet (alphas ``1e-3 N(0, 1)``; channels_last on the CPU), its SGD
+        optimizer, the cosine schedule and the initial momentum term ``prev`` (``1e-3 N(0, 1)``,
+        official)."""
+        torch.manual_seed(derived_seed(seed, "supernet"))
+        net = SearchNetwork(C=self.C, layers=self.layers, num_classes=spec.num_classes,
+                            in_channels=spec.in_channels, k=self.k, ops=self.ops,
+                            mean=spec.mean, std=spec.std).to(dev)
+        if dev.type == "cpu":  # ~1.2x faster on the CPU (docs/search.md, "Cost")
+            net = net.to(memory_format=torch.channels_last)
+        prev = {c: 1e-3 * torch.randn(net.alphas_normal.shape).to(dev)
+                for c in ("normal", "reduce")}
+        opt = torch.optim.SGD(net.parameters(), lr=self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, float(self.epochs),
+                                                           eta_min=self.lr_min)
+        return net, opt, sched, prev
+
+    def epoch(self, net: SearchNetwork, opt: torch.optim.Optimizer, train: Dataset,
                valid: Dataset, spec: Any, seed: int, epoch: int, eps: float,
                prev: dict[str, torch.Tensor], dev: torch.device) -> dict[str, Any]:
+        """One search epoch (weights on ``train``; from ``warmup_epochs`` on also scoring, the
+        alpha update and the epoch's selection); returns its log record (``train_seconds``,
+        ``score_seconds``, ...)."""
         t0 = time.perf_counter()
         lr = float(opt.param_groups[0]["lr"])
         loss_sum, hits, n = 0.0, 0, 0
@@ -224,7 +239,7 @@ class LRNAS(Searcher):
             hits += int((logits.detach().argmax(1) == y).sum())
             n += len(y)
         rec: dict[str, Any] = {"epoch": epoch, "lr": lr, "loss": loss_sum / max(n, 1),
-                               "train_acc": hits / max(n, 1),
+                               "clean_acc": hits / max(n, 1),
                                "train_seconds": round(time.perf_counter() - t0, 3)}
         if epoch >= self.warmup_epochs:
             t1 = time.perf_counter()

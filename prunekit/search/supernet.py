@@ -45,7 +45,7 @@ def num_edges(steps: int = 4) -> int:
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave ``groups`` channel groups (ShuffleNet; PC-DARTS after the partial op)."""
     b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+    return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class MixedOp(nn.Module):

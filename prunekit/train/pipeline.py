@@ -29,6 +29,7 @@ from prunekit.train.env import DistEnv, derive_seed, init_distributed, seed_ever
 from prunekit.train.loader import build_loader
 from prunekit.train.loop import FitResult, fit
 from prunekit.train.optim import make_optimizer, make_scheduler
+from prunekit.train.search_stage import is_searcher, run_search_stages
 
 __all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
 
@@ -72,7 +73,13 @@ class PipelineResult:
     train_seconds: float
     cfg: RunConfig | None = None
     workdir: Path | None = None
+    #: the pruner's name, sparsity_target, hparams and summary (as in run.json); {} otherwise
     pruner: dict[str, Any] = field(default_factory=dict)
+    #: "pruner" or "searcher"; a searcher's ``dense_model`` is the found model itself
+    family: str = "pruner"
+    #: the method's ``summary()`` (CSV ``method_summary``) and its declared ``sparsity_target``
+    summary: dict[str, Any] = field(default_factory=dict)
+    sparsity_target: str | None = None
 
 
 def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
@@ -103,6 +110,9 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     common = dict(device=dev, amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
                   dist=dist)
     records: dict[str, StageRecord] = {}
+    if is_searcher(cfg.method):  # search -> train from scratch (no dense pretraining)
+        return _run_searcher(cfg, workdir, train_set, spec, loss, loader, dist, common,
+                             example_inputs)
 
     # 1. dense adversarial pretraining (cached, shared between methods) ------------------------
     seed_everything(derive_seed(cfg.seed, "init"))
@@ -153,10 +163,29 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     dist.barrier()
     return PipelineResult(model=model, dense_model=dense_model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
-                          workdir=workdir, pruner=pruner_info)
+                          workdir=workdir, pruner=pruner_info,
+                          summary=dict(pruner_info.get("summary") or {}),
+                          sparsity_target=pruner_info.get("sparsity_target"))
 
 
 # ------------------------------------------------------------------------------------------------
+def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
+                  loader: Any, dist: DistEnv, common: dict[str, Any],
+                  example_inputs: torch.Tensor) -> PipelineResult:
+    model, recs, searcher = run_search_stages(cfg, workdir, train_set, spec, loss, loader, dist,
+                                              common)
+    records = {"pretrain": StageRecord(skipped=True),
+               **{k: StageRecord(**v) for k, v in recs.items()}}
+    train_seconds = float(sum(r.seconds for r in records.values()))
+    info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": searcher.summary()}
+    if dist.is_main:
+        _save_final(workdir, model, cfg, records, spec, train_seconds, info)
+    return PipelineResult(model=model, dense_model=model, spec=spec, records=records,
+                          example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
+                          workdir=workdir, family="searcher", summary=searcher.summary(),
+                          sparsity_target=searcher.sparsity_target)
+
+
 def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir: Path,
               dist: DistEnv, common: dict[str, Any]) -> StageRecord:
     st = cfg.stage("pretrain")

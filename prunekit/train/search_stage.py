@@ -1,0 +1,98 @@
+"""The pipeline of a searcher (``method: lrnas``): budget check -> search -> adversarial training
+from scratch of the found network -> (the caller evaluates). Called by
+:func:`prunekit.train.run_pipeline` in place of pretrain / prune / fine-tune (docs/search.md).
+
+Layout under the run's work directory: ``search/`` (the searcher's ``ckpt.pt``, ``log.jsonl``,
+``result.json``) and ``train/`` (``fit``'s ``ckpt.pt``, ``log.jsonl``); both stages checkpoint
+every epoch and resume after a kill. The dense ``pretrain`` stage is not used: the found network
+is trained from scratch with the run's loss and the (method-overridable) ``finetune`` stage
+settings, plus the searcher's :meth:`~prunekit.search.Searcher.train_options` (gradient clipping,
+drop path, auxiliary loss).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunekit.config import ConfigError, RunConfig
+from prunekit.registry import SEARCHERS
+from prunekit.search.base import Searcher
+from prunekit.search.training import DropPathSchedule, WithAuxiliary, clip_gradients, \
+    strip_auxiliary
+from prunekit.train.env import DistEnv, derive_seed
+from prunekit.train.loop import fit
+from prunekit.train.optim import make_optimizer, make_scheduler
+
+__all__ = ["run_search_stages", "is_searcher"]
+
+log = logging.getLogger(__name__)
+
+
+def is_searcher(method: str) -> bool:
+    """Whether ``method`` names a registered searcher (else a pruner)."""
+    return method in SEARCHERS
+
+
+def _numeric(rec: dict[str, Any]) -> dict[str, Any]:
+    """A search epoch's numbers; ``adv_acc`` = the supernet's FGSM accuracy on the scoring
+    batches (the stage summary shows clean / adversarial accuracy for every stage)."""
+    out = {k: v for k, v in rec.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "score_fgsm_acc" in out:
+        out["adv_acc"] = out["score_fgsm_acc"]
+    return out
+
+
+def run_search_stages(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
+                      loader: Any, dist: DistEnv, common: dict[str, Any]
+                      ) -> tuple[nn.Module, dict[str, dict[str, Any]], Searcher]:
+    """Search and train; returns ``(trained model, {"search"|"train": record fields},
+    searcher)``. The budget is checked before any training (one-line :class:`ConfigError`)."""
+    if dist.enabled:
+        raise ConfigError(f"{cfg.method}: the search does not run under torch.distributed; "
+                          f"run it in one process")
+    searcher: Searcher = SEARCHERS.build(cfg.method, **cfg.pruner_hparams())
+    try:
+        searcher.check_budget(spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    dev = common["device"]
+    train, valid = searcher.split(train_set)
+    res = searcher.run(train, valid, spec, seed=derive_seed(cfg.seed, "search"), device=dev,
+                       workdir=workdir / "search", eps=cfg.eps)
+    log.info("%s: genotype %s (%d params, budget %.6g)", cfg.method, res.genotype, res.params,
+             searcher.budget)
+    records: dict[str, dict[str, Any]] = {
+        "search": {"epochs": len(res.history), "seconds": res.seconds,
+                   "last": _numeric(res.history[-1]) if res.history else {}}}
+
+    model = res.model.to(dev)
+    if dev.type == "cpu":  # depthwise convs and 3x3 max-pools: ~2x faster (docs/search.md)
+        model = model.to(memory_format=torch.channels_last)
+    st = cfg.stage("finetune")
+    opts = searcher.train_options()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if st.epochs > 0 and params:
+        opt = make_optimizer(params, st)
+        if opts.get("grad_clip"):
+            clip_gradients(opt, params, float(opts["grad_clip"]))
+        sched: Any = make_scheduler(opt, st)
+        if opts.get("drop_path_prob"):
+            sched = DropPathSchedule(sched, model, float(opts["drop_path_prob"]), st.epochs)
+        train_loss = WithAuxiliary(loss, model, opts["auxiliary_weight"]) \
+            if opts.get("auxiliary_weight") else loss
+        fitted = fit(model, train_loss, opt, sched, loader, st.epochs,
+                     checkpoint=workdir / "train" / "ckpt.pt",
+                     log_path=workdir / "train" / "log.jsonl",
+                     seed=derive_seed(cfg.seed, "train"), stage="train", **common)
+        records["train"] = {"epochs": fitted.epochs, "seconds": fitted.seconds,
+                            "last": fitted.last}
+    else:
+        records["train"] = {"skipped": True}
+    model = strip_auxiliary(model).eval()
+    if hasattr(model, "drop_path_prob"):
+        model.drop_path_prob = 0.0
+    return model, records, searcher
