@@ -124,6 +124,7 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                            "weight_sparsity": meas.weight_sparsity,
                            "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                            "device": dev, EVAL_RESULT: result}
+    row["params_reduction"] = meas.params_reduction  # non-zero params vs dense (measure)
     if res.pruner:  # the pruner instance's own metadata (pipeline.run_pipeline)
         row.update(sparsity_target=res.pruner.get("sparsity_target", ""),
                    method_summary=json.dumps(res.pruner.get("summary") or {}, sort_keys=True,
