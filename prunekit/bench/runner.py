@@ -122,7 +122,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
     result = ev.evaluate(res.model, test_set)
     row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
            "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
-           EVAL_RESULT: result}
+           EVAL_RESULT: result,
+           "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
     return {**row, **_method_columns(res)}
 
 
@@ -134,7 +135,7 @@ def _method_columns(res: Any) -> dict[str, Any]:
     if res.sparsity_target:
         cols["sparsity_target"] = res.sparsity_target
     if res.family == "searcher":
-        cols.update(weight_sparsity=None, macs_reduction=None)
+        cols.update(weight_sparsity=None, macs_reduction=None, params_reduction=None)
     return cols
 
 

@@ -12,6 +12,11 @@
   model's own), so channels removed physically count as pruned weights, and zeros in masked
   weights (``original * mask``) count as pruned.
 * ``macs_reduction = 1 - macs / dense_macs`` (0 when ``dense`` is not given).
+* ``nonzero_params``: ``params`` minus the zeros of the prunable layers' (effective) weights,
+  i.e. non-zero prunable weights + every other parameter (biases, norm layers, stem,
+  classifier) counted in full; for a compacted channel model that is its parameter count.
+  ``params_reduction = 1 - nonzero_params / dense_params`` (the CSV column): masked and
+  compacted models compare on one parameter axis.
 
 Call it on a finalized model (no pruner hooks attached: they would be deep-copied).
 """
@@ -40,6 +45,8 @@ class Measurement:
     nonzero_prunable: int       #: nonzero weights left in the prunable layers
     dense_params: int
     dense_macs: int
+    nonzero_params: int = 0     #: params - zeros of the prunable layers' weights
+    params_reduction: float = 0.0  #: 1 - nonzero_params / dense_params
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,7 +78,8 @@ def _prunable_counts(model: nn.Module) -> tuple[int, int]:
 
 
 def measure(model: nn.Module, example_inputs: Tensor, dense: nn.Module | None = None) -> Measurement:
-    """Params, MACs, weight sparsity and MACs reduction of ``model`` (see module docstring)."""
+    """Params, MACs, weight sparsity, MACs and non-zero parameter reductions of ``model`` (see
+    the module docstring)."""
     macs, params = count_macs_params(model, example_inputs)
     total, nonzero = _prunable_counts(model)
     if dense is not None:
@@ -81,6 +89,10 @@ def measure(model: nn.Module, example_inputs: Tensor, dense: nn.Module | None = 
         dense_macs, dense_params, dense_total = macs, params, total
     sparsity = 1.0 - nonzero / dense_total if dense_total else 0.0
     reduction = 1.0 - macs / dense_macs if dense_macs else 0.0
+    nonzero_params = params - (total - nonzero)
     return Measurement(params=params, macs=macs, weight_sparsity=max(0.0, sparsity),
                        macs_reduction=reduction, prunable_params=dense_total,
-                       nonzero_prunable=nonzero, dense_params=dense_params, dense_macs=dense_macs)
+                       nonzero_prunable=nonzero, dense_params=dense_params, dense_macs=dense_macs,
+                       nonzero_params=nonzero_params,
+                       params_reduction=1.0 - nonzero_params / dense_params if dense_params
+                       else 0.0)
