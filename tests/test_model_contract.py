@@ -4,8 +4,8 @@ plug-ins, over ``MODELS.names()``) plus torchvision models by name.
 What a model must do for the pipeline (docs/architecture.md, "Add a model"): build from
 ``(num_classes, in_channels, width, mean, std, **options)`` with prunekit's ``Normalize`` first
 and a linear classifier; rebuild from its spec; trace with torch-pruning's ``DependencyGraph``
-into channel groups; and, gated by the channel-pruning machinery (``ChannelPruner``: masks after
-the normalisation layers), give the same outputs as after physical compaction (<= 1e-5), also
+into channel groups; and, gated by the channel-pruning machinery every channel method uses
+(``ChannelPruner``), give the same outputs as after physical compaction (<= 1e-5), also
 once saved and reloaded from a checkpoint. A builder may declare ``contract_kwargs`` (options
 for a small, fast instance); inputs are 3x32x32.
 """
@@ -33,6 +33,7 @@ TORCHVISION: dict[str, dict[str, Any]] = {
     "torchvision:vgg11": {}, "torchvision:mobilenet_v3_small": {"width_mult": 0.5},
     "torchvision:mobilenet_v3_large": {"width_mult": 0.5}, "torchvision:efficientnet_b0": {},
     "torchvision:googlenet": {"aux_logits": False, "init_weights": True},
+    "torchvision:densenet121": {},
 }
 _FAST = ("torchvision:resnet18", "torchvision:mobilenet_v2")
 NAMES = MODELS.names() + [n if n in _FAST else pytest.param(n, marks=pytest.mark.slow)
