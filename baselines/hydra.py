@@ -93,6 +93,8 @@ class Hydra(Pruner):
         self.include_classifier = bool(include_classifier)
         self._layers: dict[str, _ScoreMask] = {}
         self._frozen: list[nn.Parameter] = []
+        self._init_masks: dict[str, Tensor] = {}
+        self._summary: dict[str, Any] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def attach(self, model: nn.Module, example_inputs: Tensor) -> None:
@@ -112,6 +114,7 @@ class Hydra(Pruner):
             parametrize.register_parametrization(mod, "weight", pm)
             self._layers[name] = pm
         self.model = model
+        self._init_masks = self.masks()
         log.info("hydra: %d layers scored at sparsity %.3f", len(layers), self.sparsity)
 
     def scores(self) -> list[nn.Parameter]:
@@ -128,6 +131,10 @@ class Hydra(Pruner):
     def finalize(self, model: nn.Module) -> nn.Module:
         """Bake ``topk(|s|)`` onto the weights (fixed masks), drop the scores, unfreeze."""
         masks = self.masks()
+        if self._init_masks:
+            kept = sum(int(m.sum()) for m in masks.values())
+            same = sum(int((m & self._init_masks[n]).sum()) for n, m in masks.items())
+            self._summary = {"kept_as_at_init": same / max(kept, 1)}
         for name in self._layers:
             parametrize.remove_parametrizations(model.get_submodule(name), "weight",
                                                 leave_parametrized=False)
@@ -135,6 +142,12 @@ class Hydra(Pruner):
         self._layers, self._frozen, self.model = {}, [], None
         apply_weight_masks(model, masks)
         return model
+
+    def summary(self) -> dict[str, Any]:
+        """``kept_as_at_init``: fraction of the finally kept weights that the initial scores
+        already kept (with the scaled init: the top-|W| mask; 1.0 = HYDRA learned nothing beyond
+        magnitude pruning)."""
+        return {"score_init": self.score_init, **self._summary}
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

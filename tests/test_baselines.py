@@ -157,6 +157,7 @@ def test_hydra_finalize_and_finetune_keep_zeros(net, batch) -> None:
         _step(net, p, x, y, opt, i)
     masks = p.masks()
     net = p.finalize(net)
+    assert 0.0 < p.summary()["kept_as_at_init"] < 1.0          # the scores moved the mask
     assert not any("scores" in k for k in net.state_dict())
     assert all(q.requires_grad for q in net.parameters())
     for n, m in masks.items():

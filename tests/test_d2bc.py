@@ -196,3 +196,25 @@ def test_train_step_updates_gates_and_weights() -> None:
     loss.backward()
     opt.step()
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, pruner.gate_params))
+
+
+def test_bench_rows_record_target_summary_and_run_seed(tmp_path) -> None:
+    """End to end: the pipeline seeds the gate init from the run seed, records summary() in
+    run.json, and the bench runner writes sparsity_target and method_summary to the CSV."""
+    from prunekit.bench import ResultsStore, run_grid
+
+    grid = {"name": "t", "base": {
+        "device": "cpu", "data": {"dataset": "synthetic", "train_subset": 32, "batch_size": 16},
+        "model": {"name": "vgg-small", "width": 0.25}, "loss": {"name": "trades", "steps": 1},
+        "pretrain": {"epochs": 1, "lr": 0.05}, "prune": {"epochs": 1, "lr": 0.01},
+        "finetune": {"epochs": 0}, "eval": {"attacks": ["pgd-2-1"], "n_examples": 8},
+        "method": "d2bc", "sparsity": 0.5},
+        "axes": {"seed": [0, 1]}}
+    summary = run_grid(grid, tmp_path)
+    assert not summary.ran_failed
+    rows = ResultsStore(tmp_path / "results.csv").rows()
+    assert [r["sparsity_target"] for r in rows] == ["macs", "macs"]
+    s = [json.loads(r["method_summary"]) for r in rows]
+    assert s[0]["init_seed"] != s[1]["init_seed"] and "reopened" in s[0]
+    run = json.loads((tmp_path / "runs" / rows[0]["run_id"] / "run.json").read_text())
+    assert run["pruner"]["summary"] == s[0] and run["pruner"]["hparams"]["seed"] is None
