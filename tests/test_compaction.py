@@ -48,11 +48,17 @@ def test_group_counts(name: str, width: float) -> None:
 
 
 @pytest.mark.parametrize("name,width", MODELS_UNDER_TEST)
-@pytest.mark.parametrize("steps", [0, 3])
-def test_masked_equals_compacted(name: str, width: float, steps: int) -> None:
+@pytest.mark.parametrize("steps,channels_last", [(0, False), (3, False), (3, True)])
+def test_masked_equals_compacted(name: str, width: float, steps: int,
+                                 channels_last: bool) -> None:
+    """Also with the model and inputs in channels_last (the CPU fast path trains that way, so
+    the pruner attaches to, trains and compacts a channels_last model)."""
     model = _model(name, width)
     x = torch.rand(8, 3, 32, 32)
     y = torch.randint(0, 10, (8,))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     pruner = PRUNERS.build("d2bc", sparsity=0.7, calibrate=False)
     pruner.attach(model, x[:2])
     keep = pruner.keep_masks()
@@ -81,10 +87,12 @@ def test_masked_equals_compacted(name: str, width: float, steps: int) -> None:
     assert sum(p.numel() for p in compacted.parameters()) < n_params
     with torch.no_grad():
         out = compacted(x)
+        out_contiguous = compacted(x.contiguous())
         compacted.train()
         out_train = compacted(x)
     assert out.shape == masked.shape
     assert torch.allclose(out, masked, atol=1e-5, rtol=0), (out - masked).abs().max()
+    assert torch.allclose(out_contiguous, masked, atol=1e-5, rtol=0)
     assert torch.allclose(out_train, masked_train, atol=1e-5, rtol=0), \
         (out_train - masked_train).abs().max()
     assert analytic == _conv_linear_macs(compacted, x)

@@ -32,7 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.attacks.base import AttackOutcome, model_device
-from prunekit.attacks.pgd import _no_autocast, eval_mode
+from prunekit.attacks.pgd import eval_mode
+from prunekit.attacks.precision import strict_fp32
 
 __all__ = ["AutoAttackRunner", "capture_autoattack_messages", "preserve_rng", "AA_LOGGER",
            "model_device"]
@@ -152,7 +153,7 @@ class AutoAttackRunner:
         x = x.detach().to(device=device, dtype=torch.float32)
         y = y.detach().to(device=device, dtype=torch.long)
         bs = int(batch_size or x.shape[0])
-        with eval_mode(model), _no_autocast(x), preserve_rng(device), \
+        with eval_mode(model), strict_fp32(), preserve_rng(device), \
                 capture_autoattack_messages() as messages:
             with torch.no_grad():
                 n_classes = int(model(x[:1]).shape[-1])

@@ -18,7 +18,8 @@ from typing import Any, ClassVar, Iterator, Literal
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import _no_autocast, eval_mode
+from prunekit.attacks.pgd import eval_mode
+from prunekit.attacks.precision import strict_fp32
 from prunekit.registry import ATTACKS
 
 __all__ = ["Attack", "AttackMeta", "AttackOutcome", "Box", "NORMS", "model_device",
@@ -252,7 +253,7 @@ class Attack(abc.ABC):
         device = model_device(model)
         x = x.detach().to(device=device, dtype=torch.float32)
         y = y.detach().to(device=device, dtype=torch.long)
-        with eval_mode(model), _no_autocast(x), count_gradient_forwards(model) as count:
+        with eval_mode(model), strict_fp32(), count_gradient_forwards(model) as count:
             out = self.run(model, x, y)
         if tuple(out.robust.shape) != (x.shape[0],) or tuple(out.x_adv.shape) != tuple(x.shape):
             raise ValueError(f"{self.name}: run() returned robust {list(out.robust.shape)} and "

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from prunekit.attacks.precision import attack_precision
+
 __all__ = ["PGD", "eval_mode", "LossFn"]
 
 #: per-example loss to ascend: ``loss_fn(logits, y) -> Tensor[B]``
@@ -51,7 +53,9 @@ class PGD:
         loss_fn: per-example loss to ascend; default cross-entropy.
 
     Calling ``pgd(model, x, y)`` returns the adversarial batch of one restart (the model is put in
-    eval mode for the attack and returned to its mode). It runs in fp32 (no autocast).
+    eval mode for the attack and returned to its mode). It runs in fp32 (no autocast) unless the
+    training loop opted the training-time attack into bf16
+    (:func:`prunekit.attacks.precision.training_attack_autocast`).
 
     Example::
 
@@ -82,15 +86,16 @@ class PGD:
 
     # -------------------------------------------------------------------------------------------
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        with eval_mode(model), _no_autocast(x):
+        with eval_mode(model), attack_precision(x):
             return self.perturb(model, x, y)
 
     def init(self, x: Tensor) -> Tensor:
         """The starting point of one restart."""
         if self.start == "uniform":
-            x0 = x + torch.empty_like(x).uniform_(-self.eps, self.eps)
+            x0 = x + torch.empty_like(x, memory_format=torch.contiguous_format).uniform_(
+                -self.eps, self.eps)
         elif self.start == "normal":
-            x0 = x + 0.001 * torch.randn_like(x)
+            x0 = x + 0.001 * torch.randn_like(x, memory_format=torch.contiguous_format)
         else:
             x0 = x.clone()
         return x0.clamp(0.0, 1.0)
@@ -130,7 +135,7 @@ class PGD:
         Returns ``(robust: bool[B], x_adv: [B, ...])`` with x_adv the recorded adversarial
         example for broken points and the last iterate for robust ones.
         """
-        with eval_mode(model), _no_autocast(x):
+        with eval_mode(model), attack_precision(x):
             x = x.detach()
             x_best = x.clone()
             robust = self._correct(model, x, y)
@@ -160,11 +165,3 @@ class PGD:
                 still = idx[alive]
                 x_best[still] = x_adv[alive]
             return robust, x_best
-
-
-@contextlib.contextmanager
-def _no_autocast(x: Tensor) -> Iterator[None]:
-    """Attacks run in fp32 even inside an autocast region (fp16 gradients mask attacks)."""
-    dev = "cuda" if x.is_cuda else "cpu"
-    with torch.autocast(device_type=dev, enabled=False):
-        yield

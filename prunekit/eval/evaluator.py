@@ -4,7 +4,8 @@ Protocol (ANAS-P paper sec. 4.1.4; docs/evaluation.md): L-inf PGD-50-10 (eps, 50
 restarts, step eps/4, uniform random start), APGD (official, momentum 0.75) and AutoAttack
 standard (official ``pyautoattack``). Each attack is run independently on all clean-correct
 points so that its own accuracy is reported; ``worst_acc`` counts a point robust only if it
-survives every attack. The model is evaluated in fp32 and eval mode and returned to its mode.
+survives every attack. The model is evaluated in fp32 (autocast off on every device, whatever the
+caller set up; non-fp32 logits are an error) and eval mode and returned to its mode.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from prunekit.attacks.base import Attack, AttackOutcome, model_device
 from prunekit.attacks.ensemble import reuse_plan
 from prunekit.attacks.parse import AttackNameError, parse_attack
 from prunekit.attacks.pgd import eval_mode
+from prunekit.attacks.precision import strict_fp32
 from prunekit.eval import checks as C
 from prunekit.eval._data import is_shuffled, iter_batches
 from prunekit.eval.result import EvalResult
@@ -158,7 +160,7 @@ class RobustnessEvaluator:
         if home != device:
             work.to(device)
         try:
-            with eval_mode(work):
+            with eval_mode(work), strict_fp32():  # evaluation is fp32 whatever the caller set
                 records, index, resumed = self._run(work, data, device, failures, callback)
         finally:
             if home != device:
@@ -189,7 +191,11 @@ class RobustnessEvaluator:
             else:
                 t0 = time.perf_counter()
                 with torch.no_grad():
-                    clean = model(x).argmax(1) == y
+                    logits = model(x)
+                if logits.dtype != torch.float32:
+                    raise RuntimeError(f"evaluation must run in fp32, the model returned "
+                                       f"{logits.dtype} logits")
+                clean = logits.argmax(1) == y
                 rec["clean"] = flags_to_str(clean)
                 rec["seconds_clean"] = time.perf_counter() - t0
                 state.save()

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.precision import attack_precision
 
 __all__ = ["AdvLoss", "official_start_attack", "fp32", "accuracy"]
 
@@ -24,8 +25,10 @@ class AdvLoss(abc.ABC):
 
     ``loss(model, x, y)`` returns ``(loss_tensor, stats)`` with ``stats`` a dict of floats
     (``loss``, ``clean_acc``, ``adv_acc``; accuracies in [0, 1] on this batch). The inner attack
-    runs with the model in eval mode and in fp32 (no autocast); the outer loss runs in whatever
-    mode the caller had (``model.train()`` in training) and every module's mode is restored.
+    runs with the model in eval mode and in fp32 (no autocast) unless the training loop opted it
+    into bf16 (:func:`prunekit.attacks.precision.training_attack_autocast`); the outer loss runs
+    in whatever mode the caller had (``model.train()`` in training) and every module's mode is
+    restored.
 
     A subclass writes two methods: :meth:`attack` (the inner maximisation) and :meth:`outer`
     (the objective on given clean and adversarial batches); ``loss(model, x, y)`` is
@@ -75,7 +78,7 @@ class AdvLoss(abc.ABC):
 
 @contextlib.contextmanager
 def fp32(x: Tensor) -> Iterator[None]:
-    """Disable autocast (attacks and the outer loss' softmax/KL run in fp32)."""
+    """Disable autocast (the outer loss' softmax/KL run in fp32)."""
     with torch.autocast(device_type=x.device.type, enabled=False):
         yield
 
@@ -90,8 +93,9 @@ def official_start_attack(model: nn.Module, x: Tensor, target: Tensor, pgd: PGD)
     official code clamps before the outer loss too).
     """
     x = x.detach()
-    with eval_mode(model), fp32(x):
-        x_adv = x + 0.001 * torch.randn_like(x)
+    with eval_mode(model), attack_precision(x):
+        # the noise is drawn in logical order, so a channels_last x gets the same start
+        x_adv = x + 0.001 * torch.randn_like(x, memory_format=torch.contiguous_format)
         for _ in range(pgd.steps):
             x_adv = pgd.step(model, x, x_adv, target)
     return x_adv.clamp(0.0, 1.0).detach()

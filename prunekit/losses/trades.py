@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.precision import attack_precision
 from prunekit.losses.base import AdvLoss, _stats, fp32, official_start_attack
 from prunekit.registry import LOSSES
 
@@ -50,7 +51,7 @@ class TRADES(AdvLoss):
         return PGD(self.eps, self.step_size, self.steps, start="normal", loss_fn=trades_kl)
 
     def attack(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        with eval_mode(model), fp32(x), torch.no_grad():
+        with eval_mode(model), attack_precision(x), torch.no_grad():
             nat_probs = F.softmax(model(x.detach()).float(), dim=1)
         # the official code recomputes softmax(f(x)) in eval mode at every step: same value
         return official_start_attack(model, x, nat_probs, self._pgd())

@@ -1,5 +1,6 @@
 """The one training loop: adversarial loss, optional pruner hooks, per-epoch checkpoints and exact
-resume, JSONL log, tqdm progress, bf16 autocast / channels_last on CUDA, DDP under torchrun."""
+resume, JSONL log, tqdm progress, bf16 autocast / channels_last (CPU and CUDA), DDP under
+torchrun."""
 from __future__ import annotations
 
 import json
@@ -16,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from prunekit import checkpoint as ckpt
-from prunekit.train.env import DistEnv, derive_seed, dist_env, rng_state, seed_everything, \
-    set_rng_state
+from prunekit.attacks.precision import training_attack_autocast
+from prunekit.train.env import DistEnv, derive_seed, dist_env, resolve_amp, rng_state, \
+    seed_everything, set_rng_state
 from prunekit.train.loader import set_loader_epoch
 
 __all__ = ["fit", "FitResult", "NonFiniteLossError", "NonFiniteWeightsError",
@@ -68,7 +70,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
         checkpoint: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
         seed: int = 0, device: torch.device | str | None = None, amp: bool = False,
         channels_last: bool = False, progress: bool | None = None, stage: str = "train",
-        dist: DistEnv | None = None) -> FitResult:
+        dist: DistEnv | None = None, amp_attack: bool = True) -> FitResult:
     """Train ``model`` for ``epochs`` epochs with an adversarial ``loss``.
 
     Per step: ``loss(model, x, y)`` (+ ``pruner.penalty()``), backward, ``optimizer.step()``,
@@ -81,6 +83,12 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     fit just restores the states). Determinism: at every epoch start the Python/NumPy/torch RNGs
     and the loader's shuffling generator are re-seeded from ``(seed, stage, epoch, rank)``, so the
     run is a pure function of the seed and resuming at an epoch boundary is exact.
+
+    Precision: ``amp`` runs every training forward pass under bf16 autocast where bf16 is native
+    (:func:`prunekit.train.env.resolve_amp`; elsewhere one warning and fp32), the training-time
+    attack included unless ``amp_attack=False``; losses, softmax and KL stay fp32 and the
+    parameters, gradients and optimizer state are fp32 throughout. ``channels_last`` converts the
+    model and every batch (CPU and CUDA); the model is left in that memory format.
 
     Under torch.distributed (``dist.enabled``) the model is wrapped in DistributedDataParallel;
     gradients of optimizer parameters outside the model (pruner gates) are all-reduced too; only
@@ -96,9 +104,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     """
     dist = dist if dist is not None else dist_env()
     device = torch.device(device) if device is not None else _model_device(model)
-    autocast = dict(device_type=device.type, dtype=torch.bfloat16,
-                    enabled=bool(amp) and device.type == "cuda")
-    channels_last = channels_last and device.type == "cuda"
+    use_amp = resolve_amp(amp, device)
+    autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -124,7 +131,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(**autocast):
+            with torch.autocast(**autocast), training_attack_autocast(use_amp and amp_attack):
                 value, stats = loss(train_model, x, y)
                 if pruner is not None:
                     pen = pruner.penalty()
