@@ -24,11 +24,12 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from prunekit.bench.grid import Grid, GridRun, expand, load_grid, resolve_data_root, shard_runs
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import ConfigError, RunConfig
+from prunekit.overrides import filter_runs
 from prunekit.paths import output_dir
 
 __all__ = ["run_grid", "GridSummary", "RunFn", "pipeline_run", "provenance", "load_run_fn",
@@ -208,7 +209,10 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
              shard: tuple[int, int] | None = None, dry_run: bool = False,
              run_fn: RunFn | str | None = None, cache_dir: str | Path | None = None,
              shard_by: str | None = None, device: str | None = None,
-             progress: Callable[[str], None] | None = None) -> GridSummary:
+             progress: Callable[[str], None] | None = None,
+             only: Mapping[str, Sequence[Any]] | None = None,
+             run_ids: Collection[str] | None = None, jobs: int = 1,
+             threads: int | None = None) -> GridSummary:
     """Run (or, with ``dry_run``, only plan) the unfinished runs of ``grid``'s shard.
 
     Args:
@@ -222,12 +226,20 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
         shard_by: ``run`` (default) or ``pretrain`` (whole pretraining groups per shard).
         device: override every config's ``device``.
         progress: called with one human-readable line per event (the CLI prints them).
+        only: ``{dotted config key: accepted values}`` (``--only``): run that subset, renumbered
+            before sharding (:func:`prunekit.overrides.filter_runs`).
+        run_ids: run only these run ids (what a launcher's array task gets).
+        jobs: with ``jobs > 1``, that many local worker processes share the runs
+            (:func:`prunekit.bench.jobs.run_parallel`; ``threads`` torch threads each, default 1).
     """
     if isinstance(grid, (str, Path)):
         grid = load_grid(grid)
     elif not isinstance(grid, Grid):
         grid = Grid.from_dict(grid)
-    runs = expand(grid)  # validates every point before anything runs
+    runs = filter_runs(expand(grid), only or {})  # validates every point before anything runs
+    if run_ids is not None:
+        wanted = set(run_ids)
+        runs = [r for r in runs if r.run_id in wanted]
     mine = shard_runs(runs, shard, by=shard_by or grid.bench.get("shard_by", "run"))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -240,21 +252,37 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
     if dry_run:
         return summary
 
-    fn_spec = run_fn or os.environ.get(RUN_FN_ENV) or grid.bench.get("run_fn")
-    fn: RunFn = load_run_fn(fn_spec) if isinstance(fn_spec, str) else (fn_spec or pipeline_run)
+    fn = resolve_run_fn(run_fn, grid)
     output_dir(out, "--out")
     store.check_appendable()  # a foreign or v1 results.csv is refused before any training
     cache = output_dir(cache_dir if cache_dir is not None else out / "cache", "--cache")
+    if jobs > 1:
+        from prunekit.bench.jobs import run_parallel
+
+        return run_parallel(grid, mine, summary, jobs, run_fn=run_fn, cache=cache,
+                            device=device, threads=threads, say=say)
     todo = [r for r in mine if summary.status[r.run_id] != "ok"]
     summary.skipped = [r.run_id for r in mine if summary.status[r.run_id] == "ok"]
     say(f"grid {grid.name}: {len(mine)} runs in this shard, {len(summary.skipped)} finished, "
         f"{len(todo)} to run -> {store.path}")
-    for k, run in enumerate(todo, 1):
-        if run.run_id in store.finished_run_ids():  # finished meanwhile by another process
-            summary.skipped.append(run.run_id)
-            continue
-        _run_one(run, k, len(todo), grid, out, cache, fn, device, store, summary, say)
+    try:
+        for k, run in enumerate(todo, 1):
+            if run.run_id in store.finished_run_ids():  # finished meanwhile by another process
+                summary.skipped.append(run.run_id)
+                continue
+            _run_one(run, k, len(todo), grid, out, cache, fn, device, store, summary, say)
+    except KeyboardInterrupt:  # the run in progress writes no row; the CSV stays consistent
+        from prunekit.bench.jobs import GridInterrupted, interrupted_message
+
+        raise GridInterrupted(interrupted_message(summary)) from None
     return summary
+
+
+def resolve_run_fn(run_fn: RunFn | str | None, grid: Grid) -> RunFn:
+    """The run function: ``run_fn``, else ``$PRUNEKIT_BENCH_RUN_FN``, else the grid's
+    ``bench.run_fn``, else :func:`pipeline_run` (a ``module:function`` string is imported)."""
+    fn_spec = run_fn or os.environ.get(RUN_FN_ENV) or grid.bench.get("run_fn")
+    return load_run_fn(fn_spec) if isinstance(fn_spec, str) else (fn_spec or pipeline_run)
 
 
 def _run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path, fn: RunFn,

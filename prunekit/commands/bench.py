@@ -26,18 +26,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-table", action="store_true", help="do not print the table at the end")
     p.add_argument("--threads", type=_args.positive_int, default=None,
                    help="torch intra-op threads (default: torch's; 1 per process is best when "
-                        "several shards share a CPU)")
+                        "several shards share a CPU; with --jobs: 1 per worker)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the grid's base, e.g. --set pretrain.epochs=1 "
+                        "(YAML value; validated like the grid; repeatable)")
+    p.add_argument("--only", action="append", default=[], metavar="KEY=VALUE",
+                   help="run only the runs whose config has this value, e.g. --only method=d2bc "
+                        "(repeatable: a repeated key means any of its values)")
+    p.add_argument("--jobs", type=_args.positive_int, default=1, metavar="N",
+                   help="N local worker processes sharing the grid (one torch thread each "
+                        "unless --threads)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from prunekit.bench.grid import load_grid, parse_shard
+    from prunekit.bench.jobs import GridInterrupted
     from prunekit.bench.runner import run_grid
+    from prunekit.config import ConfigError
+    from prunekit.overrides import override_grid, parse_only
 
-    grid = load_grid(args.grid)
+    grid = override_grid(load_grid(args.grid), args.overrides)
+    only = parse_only(args.only)
     shard = parse_shard(args.shard)
-    if args.threads is not None:
+    if args.threads is not None and args.jobs == 1:  # workers set their own
         import torch
 
         torch.set_num_threads(args.threads)
@@ -45,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, flush=True)
 
-    summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run, cache_dir=args.cache,
-                       shard_by=args.shard_by, device=args.device, progress=say)
+    try:
+        summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
+                           cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
+                           progress=say, only=only, jobs=args.jobs, threads=args.threads)
+    except GridInterrupted as exc:
+        print(f"prunekit bench: {exc}", file=sys.stderr)
+        return 130
     if args.dry_run:
         label = f" (shard {shard[0]}/{shard[1]})" if shard else ""
         print(f"grid {summary.grid}{label}: {len(summary.runs)} runs -> {summary.csv_path}")

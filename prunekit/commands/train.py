@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.commands import _args
+from prunekit.overrides import apply_overrides
 
 __all__ = ["add_parser", "run", "apply_overrides"]
 
@@ -37,24 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p
-
-
-def apply_overrides(d: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.sub=value`` strings (YAML values) to a config mapping."""
-    import yaml
-
-    from prunekit.config import ConfigError, set_dotted
-
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        set_dotted(d, key, value)
-    return d
 
 
 def run(args: argparse.Namespace) -> int:
