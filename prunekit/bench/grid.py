@@ -38,7 +38,7 @@ __all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard"
 
 log = logging.getLogger(__name__)
 
-_GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench"}
+_GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench", "launcher"}
 _BENCH_KEYS = {"table", "format", "run_fn", "shard_by"}
 
 
@@ -55,6 +55,8 @@ class Grid:
     include: list[dict[str, Any]] = field(default_factory=list)
     bench: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: cluster resources for ``--launcher`` (keys checked there: prunekit.bench.launch)
+    launcher: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], path: str | Path | None = None) -> "Grid":
@@ -106,11 +108,14 @@ class Grid:
         if bad:
             raise ConfigError(f"{where}unknown bench key(s) {', '.join(sorted(bad))}; valid: "
                               f"{', '.join(sorted(_BENCH_KEYS))}")
+        launcher = d.get("launcher") or {}
+        if not isinstance(launcher, Mapping):
+            raise ConfigError(f"{where}grid 'launcher' must be a mapping (docs/bench.md)")
         return cls(name=str(name), base=copy.deepcopy(dict(base)), axes=axes_out,
                    zip=[list(g) for g in zips], rules=[dict(r) for r in rules],
                    exclude=[dict(e) for e in d.get("exclude") or []],
                    include=[dict(i) for i in d.get("include") or []], bench=bench,
-                   path=Path(path) if path else None)
+                   path=Path(path) if path else None, launcher=dict(launcher))
 
 
 @dataclass

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from prunekit.commands import _args
 
@@ -36,6 +38,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_args.positive_int, default=1, metavar="N",
                    help="N local worker processes sharing the grid (one torch thread each "
                         "unless --threads)")
+    c = p.add_argument_group("cluster launcher (submitit; defaults from the grid's launcher: "
+                             "section)")
+    c.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
+                   help="local: run here (default); slurm: one array task per pretraining "
+                        "group (--shard-by run: per run) of the unfinished runs; "
+                        "submitit-local: the same tasks as local subprocesses")
+    c.add_argument("--partition", default=None, help="SLURM partition")
+    c.add_argument("--gpus", type=int, default=None, help="GPUs per task")
+    c.add_argument("--cpus", type=int, default=None, help="CPUs per task")
+    c.add_argument("--time", default=None, help="time limit per task: minutes or [D-]HH:MM:SS")
+    c.add_argument("--mem", type=float, default=None, help="memory per task in GB")
+    c.add_argument("--array-parallelism", type=int, default=None, metavar="K",
+                   help="at most K tasks at once")
+    c.add_argument("--wait", action="store_true",
+                   help="wait for the submitted tasks, then print the table")
     p.set_defaults(func=run)
     return p
 
@@ -58,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(msg, flush=True)
 
+    if args.launcher != "local":
+        if shard is not None or args.jobs > 1:
+            raise ConfigError("--launcher splits the grid itself: drop --shard / --jobs")
+        return _launch(args, grid, only)
     try:
         summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
                            cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
@@ -76,14 +97,54 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"done: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed, "
           f"{len(summary.skipped)} already finished -> {summary.csv_path}")
+    _table(args, grid, summary.csv_path)
+    return 1 if summary.ran_failed else 0
+
+
+def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:
     show = grid.bench.get("table", True) and not args.no_table
-    if show and summary.csv_path.exists():
+    if show and csv_path.exists():
         from prunekit.bench.report import report
 
-        fmt = grid.bench.get("format", "md")
         print()
-        print(report(summary.csv_path, fmt=fmt).text, end="")
-    return 1 if summary.ran_failed else 0
+        print(report(csv_path, fmt=grid.bench.get("format", "md")).text, end="")
+
+
+def _launch(args: argparse.Namespace, grid: Any, only: dict[str, list[Any]]) -> int:
+    """``--launcher slurm|submitit-local``: submit the unfinished runs as array tasks."""
+    from prunekit.bench.launch import LaunchSettings, plan_tasks, submit
+
+    flags = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
+             "time": args.time, "mem": args.mem, "array_parallelism": args.array_parallelism,
+             "group_by": args.shard_by}
+    settings = LaunchSettings.build(grid.launcher, flags)
+    if args.dry_run:
+        tasks = plan_tasks(grid, args.out, only, settings.group_by)
+        print(f"grid {grid.name}: {len(tasks)} array tasks of unfinished runs "
+              f"({settings.parameters('prunekit-' + grid.name)})")
+        for i, task in enumerate(tasks):
+            print(f"  task {i}: " + ", ".join(r.run_id for r in task))
+        return 0
+    tasks, jobs = submit(grid, args.out, args.launcher, settings, only=only,
+                         cache_dir=args.cache, device=args.device, threads=args.threads)
+    if not jobs:
+        print(f"grid {grid.name}: nothing to submit, every run is finished -> "
+              f"{Path(args.out) / 'results.csv'}")
+        return 0
+    print(f"submitted {len(jobs)} array tasks ({sum(len(t) for t in tasks)} runs) of grid "
+          f"{grid.name}: job {jobs[0].job_id.split('_')[0]}; logs in {jobs[0].paths.folder}")
+    if not args.wait:
+        print("re-run the same command once they have ended to submit what is unfinished")
+        return 0
+    failed = 0
+    for job in jobs:
+        try:
+            failed += len(job.result()["failed"])
+        except Exception as exc:  # noqa: BLE001 - a task that died: say so, keep collecting
+            failed += 1
+            print(f"task {job.job_id} failed: {str(exc).strip().splitlines()[-1]}")
+    _table(args, grid, Path(args.out) / "results.csv")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
