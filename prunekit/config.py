@@ -31,7 +31,7 @@ from prunekit.errors import UserError
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
-    "RunConfig", "load_yaml", "set_dotted",
+    "TrackConfig", "RunConfig", "load_yaml", "set_dotted",
 ]
 
 
@@ -96,14 +96,25 @@ class EvalConfig:
 
 
 @dataclass
+class TrackConfig:
+    """Experiment tracking (prunekit.train.tracking); never part of a run's hash."""
+
+    tensorboard: bool = False           #: TensorBoard event files (torch.utils.tensorboard)
+    wandb: bool = False                 #: Weights & Biases
+    wandb_mode: str = "offline"         #: offline | online
+    wandb_project: str = "prunekit"
+    dir: str | None = None              #: None: <workdir>/tracking
+
+
+@dataclass
 class RunConfig:
     """One run: pretrain (dense) -> prune/search -> finalize -> fine-tune -> evaluate."""
 
     name: str = "run"
     seed: int = 0
     device: str = "auto"                #: auto | cpu | cuda | cuda:N
-    amp: bool = False                   #: bf16 autocast (CUDA only; ignored on the CPU)
-    channels_last: bool = False         #: channels_last memory format (CUDA only)
+    amp: bool = False                   #: bf16 autocast in training where bf16 is native
+    channels_last: bool = False         #: channels_last memory format in training
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -113,6 +124,7 @@ class RunConfig:
     prune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
     finetune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
     #: per-method sections, keyed by pruner name: hyperparameters plus optional stage overrides
     methods: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -202,6 +214,7 @@ class RunConfig:
         d = _asdict(self)
         d.pop("methods")
         d.pop("name")
+        d.pop("track")  # where the curves go changes no result
         d["method_section"] = self.method_section()
         return d
 
@@ -244,6 +257,9 @@ class RunConfig:
             raise ConfigError(f"loss.steps must be >= 0, got {lo.steps}")
         if lo.step_size is not None and lo.step_size < 0:
             raise ConfigError(f"loss.step_size must be >= 0, got {lo.step_size}")
+        if self.track.wandb_mode not in ("offline", "online"):
+            raise ConfigError(f"track.wandb_mode must be offline or online, got "
+                              f"{self.track.wandb_mode!r}")
         if self.eval.n_examples is not None and self.eval.n_examples < 1:
             raise ConfigError(f"eval.n_examples must be >= 1 or null, got {self.eval.n_examples}")
         if self.eval.eps is not None and self.eval.eps < 0:
