@@ -111,21 +111,25 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
     from prunekit.pruning import measure
     from prunekit.train import run_pipeline
 
-    res = run_pipeline(cfg, workdir, cache_dir=cache_dir, device=device)
-    meas = measure(res.model, res.example_inputs, dense=res.dense_model)
-    rcfg = cfg.resolve(res.spec.eps)
-    test_set = _test_set(rcfg)
-    dev = device or str(next(res.model.parameters()).device)
-    ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
-                             n_examples=rcfg.eval.n_examples, batch_size=rcfg.eval.batch_size,
-                             seed=rcfg.eval.seed, device=dev,
-                             state_path=str(Path(workdir) / "eval_state.pt"))
-    result = ev.evaluate(res.model, test_set)
-    row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
-           "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds, "device": dev,
-           EVAL_RESULT: result,
-           "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
-    return {**row, **_method_columns(res)}
+    from prunekit.train.tracking import open_tracker
+
+    with open_tracker(cfg, workdir) as tracker:  # a no-op unless cfg.track enables one
+        res = run_pipeline(cfg, workdir, cache_dir=cache_dir, device=device, tracker=tracker)
+        meas = measure(res.model, res.example_inputs, dense=res.dense_model)
+        rcfg = cfg.resolve(res.spec.eps)
+        test_set = _test_set(rcfg)
+        dev = device or str(next(res.model.parameters()).device)
+        ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
+                                 n_examples=rcfg.eval.n_examples,
+                                 batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
+                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"))
+        result = ev.evaluate(res.model, test_set)
+        row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
+               "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
+               "device": dev,
+               "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
+        tracker.log_final({**result.to_row(), **row})
+    return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
 
 def _method_columns(res: Any) -> dict[str, Any]:

@@ -42,7 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from prunekit.config import RunConfig, load_yaml
-    from prunekit.train import NonFiniteLossError, run_pipeline
 
     cfg = RunConfig.from_dict(apply_overrides(load_yaml(args.config), args.overrides))
     if args.threads:
@@ -50,18 +49,25 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     from prunekit.paths import output_dir
+    from prunekit.train import dist_env
+    from prunekit.train.tracking import open_tracker
 
     workdir = output_dir(args.workdir or Path("runs") / cfg.name, "--workdir")
     if args.cache:
         output_dir(args.cache, "--cache")
+    with open_tracker(cfg, workdir, dist_env().is_main) as tracker:  # no-op unless cfg.track
+        return _train(cfg, args, workdir, tracker)
+
+
+def _train(cfg: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> int:
+    from prunekit.train import NonFiniteLossError, dist_env, run_pipeline
+
     try:
         result = run_pipeline(cfg, workdir, cache_dir=args.cache, device=args.device,
-                              progress=False if args.no_progress else None)
+                              progress=False if args.no_progress else None, tracker=tracker)
     except NonFiniteLossError as exc:  # diverged: a failed run, not a usage error
         print(f"prunekit train: failed: {exc}", file=sys.stderr)
         return 1
-    from prunekit.train import dist_env
-
     if not dist_env().is_main:
         return 0
     rcfg = result.cfg
@@ -78,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
               f"  train adv {100 * last.get('adv_acc', float('nan')):.1f} %")
     print(f"  train seconds {result.train_seconds:.1f}; workdir {workdir}")
     if not args.no_eval:
-        _evaluate(result, args, workdir)
+        _evaluate(result, args, workdir, tracker)
     return 0
 
 
-def _evaluate(result: Any, args: argparse.Namespace, workdir: Path) -> None:
+def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> None:
     try:
         from prunekit.eval import RobustnessEvaluator
     except ImportError:  # pragma: no cover - evaluator not installed
@@ -107,3 +113,4 @@ def _evaluate(result: Any, args: argparse.Namespace, workdir: Path) -> None:
     for w in res.warnings:
         print(f"  warning: {w}")
     (workdir / "eval.json").write_text(json.dumps(res.summary(), indent=1, default=str))
+    tracker.log_final({**res.to_row(), "train_s": result.train_seconds})

@@ -70,7 +70,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
         checkpoint: str | os.PathLike | None = None, log_path: str | os.PathLike | None = None,
         seed: int = 0, device: torch.device | str | None = None, amp: bool = False,
         channels_last: bool = False, progress: bool | None = None, stage: str = "train",
-        dist: DistEnv | None = None, amp_attack: bool = True) -> FitResult:
+        dist: DistEnv | None = None, amp_attack: bool = True,
+        tracker: Any = None) -> FitResult:
     """Train ``model`` for ``epochs`` epochs with an adversarial ``loss``.
 
     Per step: ``loss(model, x, y)`` (+ ``pruner.penalty()``), backward, ``optimizer.step()``,
@@ -88,7 +89,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     (:func:`prunekit.train.env.resolve_amp`; elsewhere one warning and fp32), the training-time
     attack included unless ``amp_attack=False``; losses, softmax and KL stay fp32 and the
     parameters, gradients and optimizer state are fp32 throughout. ``channels_last`` converts the
-    model and every batch (CPU and CUDA); the model is left in that memory format.
+    model and every batch (CPU and CUDA); the model is left in that memory format. ``tracker``
+    (:mod:`prunekit.train.tracking`) receives every epoch's record on rank 0.
 
     Under torch.distributed (``dist.enabled``) the model is wrapped in DistributedDataParallel;
     gradients of optimizer parameters outside the model (pruner gates) are all-reduced too; only
@@ -176,6 +178,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
                                             pruner, history, loader))
             if log_path is not None:
                 _write_jsonl(Path(log_path), history)
+            if tracker is not None:  # prunekit.train.tracking
+                tracker.log_epoch(stage, epoch, record)
         dist.barrier()
     if start >= epochs:  # nothing trained here: check what the checkpoint restored
         check_finite_state(model, optimizer, f"{stage}: restored from {ckpt_path}",

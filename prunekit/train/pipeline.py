@@ -24,12 +24,13 @@ from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS
 from prunekit.sections import build_loss, build_model
 from prunekit.train.data import build_train_set
-from prunekit.train.env import DistEnv, derive_seed, init_distributed, seed_everything, \
-    select_device
+from prunekit.train.env import DistEnv, derive_seed, dist_env, init_distributed, \
+    seed_everything, select_device
 from prunekit.train.loader import build_loader
 from prunekit.train.loop import FitResult, fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.search_stage import is_searcher, run_search_stages
+from prunekit.train.tracking import open_tracker
 
 __all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
 
@@ -85,7 +86,7 @@ class PipelineResult:
 def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
                  cache_dir: str | os.PathLike | None = None,
                  device: str | torch.device | None = None,
-                 progress: bool | None = None) -> PipelineResult:
+                 progress: bool | None = None, tracker: Any = None) -> PipelineResult:
     """Run (or resume) pretrain -> prune -> finalize -> fine-tune for one :class:`RunConfig`.
 
     Layout: ``<cache_dir or workdir>/pretrain/<pretrain_hash>/`` (ckpt.pt, log.jsonl, model.pt,
@@ -93,7 +94,13 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     ``workdir/model.pt`` (final model, :func:`prunekit.checkpoint.load_model`),
     ``workdir/run.json`` (config and records). Re-running the same call after a kill resumes every
     stage from its last epoch checkpoint; finished stages are not trained again.
+
+    ``tracker`` (:mod:`prunekit.train.tracking`) gets every epoch's stats; when None and
+    ``cfg.track`` enables a tracker, this call opens and closes one.
     """
+    if tracker is None and (cfg.track.tensorboard or cfg.track.wandb):
+        with open_tracker(cfg, workdir, dist_env().is_main) as own:
+            return run_pipeline(cfg, workdir, cache_dir, device, progress, tracker=own)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     dev = select_device(device if device is not None else cfg.device)
@@ -108,7 +115,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     loss = build_loss(cfg.loss)
     example_inputs = torch.zeros(1, *spec.input_shape, device=dev)
     common = dict(device=dev, amp=cfg.amp, channels_last=cfg.channels_last, progress=progress,
-                  dist=dist)
+                  dist=dist, tracker=tracker)
     records: dict[str, StageRecord] = {}
     if is_searcher(cfg.method):  # search -> train from scratch (no dense pretraining)
         return _run_searcher(cfg, workdir, train_set, spec, loss, loader, dist, common,
