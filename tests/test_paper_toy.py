@@ -1,0 +1,36 @@
+"""The paper grids end to end at toy size (benchmarks/paper_toy.py), -m slow: vgg16 and
+resnet18, dense / d2bc / hydra / admm, TRADES, PGD-50-10 + APGD-CE + standard AutoAttack, on a
+few hundred images of the shared CIFAR-10 JPEG archive."""
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARCHIVE = ROOT.parent / "shared" / "data" / "cifar10-jpeg-q75.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ARCHIVE.exists(), reason="the shared CIFAR-10 archive is not here")
+def test_paper_grids_end_to_end_at_toy_size(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import paper_toy
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert paper_toy.run(str(tmp_path), ["loss.name=trades"], data_root=str(ARCHIVE),
+                         train=128, n_eval=8) == 0
+    out = capsys.readouterr().out
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert {(r["model"], r["method"]) for r in rows} == {
+        (m, k) for m in ("vgg16", "resnet18") for k in ("dense", "d2bc", "hydra", "admm")}
+    assert all(r["attacks"] == "pgd-50-10;apgd-ce;autoattack" for r in rows)
+    assert all(r["n_eval"] == "8" for r in rows)
+    # after the toy overrides the three paper grids are the same runs: the 2nd and 3rd skip them
+    assert out.count("8 runs in this shard, 8 finished, 0 to run") == 2
