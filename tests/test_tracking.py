@@ -18,15 +18,12 @@ from prunekit.config import ConfigError, RunConfig
 from prunekit.train import run_pipeline
 from prunekit.train.tracking import NullTracker, open_tracker
 
-TINY: dict[str, Any] = {
-    "name": "tiny", "seed": 0, "device": "cpu",
-    "data": {"dataset": "synthetic", "train_subset": 32, "batch_size": 16},
-    "model": {"name": "vgg-small", "width": 0.25},
-    "loss": {"name": "trades", "steps": 1},
-    "pretrain": {"epochs": 2, "lr": 0.05},
-    "prune": {"epochs": 0}, "finetune": {"epochs": 1, "lr": 0.01},
-    "eval": {"attacks": ["pgd-2-1"], "n_examples": 16, "batch_size": 16},
-}
+from test_pipeline import TINY as PIPELINE_TINY
+
+#: test_pipeline's tiny run on the registered synthetic data, with 2 pretraining epochs
+TINY: dict[str, Any] = {**PIPELINE_TINY,
+                        "data": {"dataset": "synthetic", "train_subset": 32, "batch_size": 16},
+                        "pretrain": {"epochs": 2, "lr": 0.05}, "finetune": {"epochs": 1}}
 
 
 def _cfg(**track: Any) -> RunConfig:
