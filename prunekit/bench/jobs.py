@@ -44,12 +44,15 @@ class GridInterrupted(KeyboardInterrupt):
 
 
 def interrupted_message(summary: Any) -> str:
-    """``interrupted: ...`` with what this invocation finished and what is left."""
+    """``interrupted: ...`` with what this invocation finished and what is left (from the CSV,
+    which is authoritative: a worker's last report may not have reached the parent)."""
     store = ResultsStore(summary.csv_path)
     rows = store.rows() if store.path.exists() else []
     done = {r["run_id"] for r in rows if r["status"] == "ok"}
-    left = sum(1 for r in summary.runs if r.run_id not in done)
-    return (f"interrupted: {len(summary.ran_ok)} runs finished in this session, {left} left; "
+    mine = {r.run_id for r in summary.runs}
+    new = len((done & mine) - {i for i, st in summary.status.items() if st == "ok"})
+    left = len(mine - done)
+    return (f"interrupted: {new} runs finished in this session, {left} left; "
             f"{summary.csv_path} holds {len(rows)} complete rows; re-run the same command to "
             f"resume")
 
