@@ -44,8 +44,11 @@ def write_per_example(out: Path, run_id: str, flags: Mapping[str, np.ndarray],
 def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, np.ndarray], *,
             loss: str = "trades", sparsity: float = 0.0, seed: int = 0, granularity: str = "",
             rel_macs: float = 1.0, rel_params: float = 1.0, index: Sequence[int] | None = None,
-            per_example: bool = True, dense_macs: float = 1e6, dense_params: float = 1e5) -> None:
-    """Append one ``ok`` schema-v2 row whose accuracies are the means of ``flags``."""
+            per_example: bool = True, dense_macs: float = 1e6, dense_params: float = 1e5,
+            summary: Mapping[str, Any] | None = None, finished_at: str = "",
+            variant: str = "") -> None:
+    """Append one ``ok`` schema-v2 row whose accuracies are the means of ``flags``
+    (``rel_params``: non-zero parameters relative to dense; NaN = not measured)."""
     gran = granularity or {"dense": "none"}.get(method, "weight")
     rel = write_per_example(store.path.parent, run_id, flags, index, seed) if per_example else ""
     acc = {k: float(np.mean(v)) for k, v in flags.items()}
@@ -61,7 +64,9 @@ def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, n
         "macs": dense_macs * rel_macs, "seed": seed, "eps": 0.1, "n_eval": n,
         "clean_acc": acc["clean"], "worst_acc": worst, "attacks": ";".join(attacks),
         "sparsity_target": {"none": "none", "channel": "macs"}.get(gran, "weights"),
-        "params_reduction": 1 - rel_params, "examples": rel, "method_summary": "{}",
+        "params_reduction": 1 - rel_params, "examples": rel,
+        "method_summary": json.dumps(summary or {}), "finished_at": finished_at,
+        "variant": variant,
         "robust_acc": json.dumps({a: acc[a] for a in attacks}), "pretrain_hash": f"p{seed}",
     })
 
@@ -80,7 +85,8 @@ def paired_flags(n: int, only_a: int, only_b: int, both: int) -> tuple[np.ndarra
 def demo_run(cfg: Any, workdir: Path, cache_dir: Path, device: str | None) -> dict[str, Any]:
     """A bench run function (``PRUNEKIT_BENCH_RUN_FN=report_fixtures:demo_run``) for the demo
     grid's four methods with known per-example flags on 200 examples: dense robust on 100;
-    hydra loses 30 of them (significant), admm 2 (noise), d2bc 30 at a tenth of the MACs."""
+    hydra loses 30 of them (significant), admm 2 (noise), both masked (dense MACs, 0.12x
+    non-zero params); d2bc loses 30 at a tenth of the MACs."""
     import torch
 
     from prunekit.bench.runner import EVAL_RESULT
@@ -94,6 +100,8 @@ def demo_run(cfg: Any, workdir: Path, cache_dir: Path, device: str | None) -> di
     result = EvalResult.from_flags(eps=0.1, norm="Linf", attacks=list(cfg.eval.attacks),
                                    flags=flags, seconds={}, index=torch.arange(200))
     rel_macs = 0.1 if cfg.method == "d2bc" else 1.0
+    # non-zero params as measure() gives them: masks zero 90 % of the prunable weights
+    nonzero = {"dense": 1.0, "hydra": 0.12, "admm": 0.12, "d2bc": 0.2}[cfg.method]
     return {"params": 20000 if cfg.method == "d2bc" else 100000, "macs": int(1e6 * rel_macs),
-            "weight_sparsity": cfg.sparsity, "macs_reduction": 1 - rel_macs, "train_s": 0.0,
-            "device": "cpu", EVAL_RESULT: result}
+            "weight_sparsity": cfg.sparsity, "macs_reduction": 1 - rel_macs,
+            "params_reduction": 1 - nonzero, "train_s": 0.0, "device": "cpu", EVAL_RESULT: result}

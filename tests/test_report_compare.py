@@ -2,6 +2,7 @@
 synthetic per-example files (tests/report_fixtures.py, the documented npz format)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
+from prunekit.bench.compare import SIGN_FLIP, Comparison
+from prunekit.bench.reading import cost_text, matched_costs, same_cost
 from prunekit.bench.report import report
 from prunekit.bench.store import ResultsStore
 from prunekit.cli import main
@@ -45,8 +48,9 @@ def test_mcnemar_p_of_two_runs_is_scipys_for_the_known_counts(tmp_path: Path) ->
 
 
 def _reading_fixture(tmp_path: Path, big: int, small: int) -> ResultsStore:
-    """dense vs hydra (same MACs, robust difference ``big``), admm (same MACs, ``small``) and a
-    cheaper channel model; robust accuracy 50 % for dense on 400 examples."""
+    """dense; hydra and admm masked at 90 % (dense MACs, 0.10x non-zero params), losing ``big``
+    and ``small`` robust examples; a channel model at 0.10x MACs losing ``big``; magnitude with
+    its non-zero parameters not measured. Robust accuracy 50 % for dense on 400 examples."""
     store = ResultsStore(tmp_path / "results.csv")
     n = 400
     clean = np.ones(n, bool)
@@ -65,52 +69,198 @@ def _reading_fixture(tmp_path: Path, big: int, small: int) -> ResultsStore:
             rel_params=0.1)
     add_run(store, "d2bc", "d2bc", {"clean": clean, "pgd-5-1": worse(big)}, sparsity=0.9,
             granularity="channel", rel_macs=0.1, rel_params=0.14)
+    add_run(store, "magnitude", "magnitude", {"clean": clean, "pgd-5-1": worse(big)},
+            sparsity=0.9, rel_params=math.nan)
     return store
 
 
-def test_reading_is_computed_significant_and_noise(tmp_path: Path) -> None:
+def test_same_cost_needs_both_measured_costs() -> None:
+    def c(macs: float, params: float) -> Comparison:
+        return Comparison("trades", "m", "", 0.9, "worst", "dense", macs_ratio=macs,
+                          params_ratio=params)
+
+    assert same_cost(c(1.0, 1.03)) and matched_costs(c(1.0, 1.03)) == ["MACs", "non-zero params"]
+    masked = c(1.0, 0.1)                     # a weight-masked model against dense
+    assert not same_cost(masked) and matched_costs(masked) == ["MACs"]
+    assert cost_text(masked) == "the same MACs (1.00×) but 0.10× non-zero params"
+    unknown = c(1.0, math.nan)               # NaN = not measured: never a match
+    assert not same_cost(unknown) and matched_costs(unknown) == ["MACs"]
+    assert cost_text(unknown) == "1.00× MACs, non-zero params not measured"
+    assert matched_costs(c(math.nan, math.nan)) == [] and not same_cost(c(0.1, 0.14))
+
+
+def test_reading_masked_vs_dense_is_a_trade_off_not_like_for_like(tmp_path: Path) -> None:
     rep = report(_reading_fixture(tmp_path, big=40, small=3).path)
     text = rep.readings[KEY]
     assert _by(rep, "hydra", "worst").significant and not _by(rep, "admm", "worst").significant
-    assert "same cost as dense: admm 90% at the same MACs" in text   # registry order
-    assert "hydra 90% at the same MACs (1.00× MACs, 0.10× params): -10.0 points" in text
-    assert "admm 90% at the same MACs (1.00× MACs, 0.10× params): -0.8 points" in text
-    assert "(p <1e-4, significant)" in text and "noise)" in text
-    assert "other cost than dense" in text and "d2bc 90% at 0.10× MACs, 0.14× params" in text
-    assert ("in short: at the same cost, hydra 90% (-10.0) differs significantly from dense; "
-            "noise at the same cost: admm 90%; significant at another cost: d2bc 90% (-10.0)"
-            in text)
+    assert "same cost as dense:" not in text
+    assert ("other cost than dense (a trade-off, not a like-for-like comparison): d2bc 90% at "
+            "0.10× MACs, 0.14× non-zero params: -10.0 points" in text)
+    assert ("hydra 90% at the same MACs (1.00×) but 0.10× non-zero params: -10.0 points "
+            "[" in text)
+    assert ("admm 90% at the same MACs (1.00×) but 0.10× non-zero params: -0.8 points" in text)
+    assert ("cost not fully measured (not a like-for-like comparison): magnitude 90% at 1.00× "
+            "MACs, non-zero params not measured" in text)
+    assert ("in short: no method has the same MACs and non-zero params as dense; significant at "
+            "another cost: d2bc 90% (-10.0; 0.10× MACs, 0.14× non-zero params), hydra 90% "
+            "(-10.0; the same MACs (1.00×) but 0.10× non-zero params); noise at another cost: "
+            "admm 90%; significant at a cost not fully measured: magnitude 90% (-10.0; 1.00× "
+            "MACs, non-zero params not measured)." in text)
+    assert ("same cost as each other: admm 90%, hydra 90% (1.00× MACs, 0.10× non-zero params; "
+            "`--versus admm` tests them pairwise)" in text)
     assert text in rep.text and rep.text.rstrip().endswith(text.splitlines()[-1])
-    # different results, different reading: nothing significant any more
-    rep = report(_reading_fixture(tmp_path / "b", big=4, small=1).path)
+
+
+def test_reading_like_for_like_against_a_same_cost_reference(tmp_path: Path) -> None:
+    rep = report(_reading_fixture(tmp_path, big=40, small=3).path, versus="hydra")
     text = rep.readings[KEY]
-    assert "no method differs significantly from dense at the same cost" in text
-    assert "significant)" not in text and "significant at another cost" not in text
+    assert ("same cost as hydra: admm 90% at 1.00× MACs, 1.00× non-zero params: +9.2 points ["
+            in text) and "significant)" in text
+    assert ("in short: at the same cost (MACs and non-zero params within 5 % of hydra), admm 90% "
+            "(+9.2) differs significantly; significant at another cost: dense 0% (+10.0; the same "
+            "MACs (1.00×) but 10.00× non-zero params)" in text)
+    # different results, different reading: nothing significant at the same cost
+    rep = report(_reading_fixture(tmp_path / "b", big=4, small=1).path, versus="hydra")
+    text = rep.readings[KEY]
+    assert ("at the same cost (MACs and non-zero params within 5 % of hydra), no method differs "
+            "significantly; noise at the same cost: admm 90%" in text)
+    assert "significant)" not in text
 
 
-def test_several_seeds_t_interval_and_stratified_mcnemar(tmp_path: Path) -> None:
+def test_several_seeds_t_interval_and_example_level_test(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "results.csv")
     counts = [(20, 5), (18, 6), (25, 4)]              # (only hydra right, only dense right)
-    diffs = []
+    diffs, sums = [], np.zeros(300, int)
     for seed, (b, c) in enumerate(counts):
         hydra, dense = paired_flags(300, only_a=b, only_b=c, both=150)
+        hydra, dense = np.roll(hydra, 7 * seed), np.roll(dense, 7 * seed)   # other examples
         add_run(store, f"dense-{seed}", "dense", {"clean": dense, "pgd-5-1": dense}, seed=seed)
         add_run(store, f"hydra-{seed}", "hydra", {"clean": hydra, "pgd-5-1": hydra}, seed=seed,
                 sparsity=0.5, rel_params=0.5)
         diffs.append(100 * (b - c) / 300)
-    rep = report(store.path, metrics=["clean"])
+        sums += hydra.astype(int) - dense.astype(int)
+    rep = report(store.path, metrics=["clean"], n_resamples=999)
     c = _by(rep, "hydra", "clean")
     assert c.seeds == 3 and c.diff.mean == pytest.approx(np.mean(diffs))
     lo, hi = sps.t.interval(0.95, 2, loc=np.mean(diffs), scale=sps.sem(diffs))
     assert (c.seed_t.lo, c.seed_t.hi) == (pytest.approx(lo), pytest.approx(hi))
-    assert c.p == pytest.approx(sps.binomtest(15, 78, 0.5).pvalue)     # summed 2x2 tables
-    assert c.significant                      # p tiny and the seed interval excludes 0
+    # the test: sign flips of the per-example sums over seeds (scipy's permutation test)
+    d = sums[sums != 0]
+    ref = sps.permutation_test((d,), lambda x, axis=-1: x.sum(axis=axis), vectorized=True,
+                               permutation_type="samples", n_resamples=999, batch=1000,
+                               rng=np.random.default_rng(0)).pvalue
+    assert c.test == SIGN_FLIP and c.p == pytest.approx(ref)
+    assert c.p != pytest.approx(sps.binomtest(15, 78, 0.5).pvalue)   # not the summed tables
+    assert c.significant                      # p small and the seed interval excludes 0
     assert "; seeds [" in rep.text and "3 seeds" in rep.readings[KEY]
+    assert "sign-flip permutation test over examples" in rep.text
     # accuracy cells over seeds: mean ± std [t-interval]
     acc = [(150 + b) / 300 for b, _ in counts]
     lo, hi = sps.t.interval(0.95, 2, loc=np.mean(acc), scale=sps.sem(acc))
     assert (f"{100 * np.mean(acc):.1f} ± {100 * np.std(acc, ddof=1):.1f} "
             f"[{100 * lo:.1f}, {100 * hi:.1f}]") in rep.text
+
+
+def test_zero_spread_over_seeds_is_never_significant(tmp_path: Path) -> None:
+    """Two seeds with the same large difference: p tiny, but a t-interval of zero width is no
+    interval, so the seed condition fails and the note says why."""
+    store = ResultsStore(tmp_path / "results.csv")
+    for seed in (0, 1):
+        hydra, dense = paired_flags(300, only_a=40, only_b=0, both=100)
+        hydra, dense = np.roll(hydra, 50 * seed), np.roll(dense, 50 * seed)
+        add_run(store, f"dense-{seed}", "dense", {"clean": dense, "pgd-5-1": dense}, seed=seed)
+        add_run(store, f"hydra-{seed}", "hydra", {"clean": hydra, "pgd-5-1": hydra}, seed=seed,
+                sparsity=0.5, rel_params=0.5)
+    rep = report(store.path, metrics=["clean"], n_resamples=999)
+    c = _by(rep, "hydra", "clean")
+    assert c.p_holm < 0.01 and c.seed_t.std == 0.0 and math.isnan(c.seed_t.lo)
+    assert not c.seed_t.excludes(0.0) and not c.significant
+    assert "t-interval over seeds does not (no spread over seeds: unknown)" in c.disagreement
+    assert c.disagreement in rep.tables[f"comparison:{KEY}"].iloc[0]["note"]
+
+
+def test_interval_excluding_zero_beside_noise_says_why(tmp_path: Path) -> None:
+    """5 discordant examples, all one way, on 500: the percentile (and BCa) bootstrap interval
+    excludes 0, the exact McNemar p is 0.0625: noise, and the report says the test decides."""
+    store = ResultsStore(tmp_path / "results.csv")
+    hydra, dense = paired_flags(500, only_a=5, only_b=0, both=200)
+    add_run(store, "dense", "dense", {"clean": dense, "pgd-5-1": dense})
+    add_run(store, "hydra", "hydra", {"clean": hydra, "pgd-5-1": hydra}, sparsity=0.5,
+            rel_params=0.5)
+    rep = report(store.path, metrics=["clean"])
+    c = _by(rep, "hydra", "clean")
+    assert c.diff.excludes(0.0) and c.p == pytest.approx(0.0625) and not c.significant
+    assert ("the bootstrap interval excludes 0, but the exact McNemar test does not reject "
+            "(p 0.0625; 5 discordant examples" in c.disagreement)
+    assert c.disagreement in rep.tables[f"comparison:{KEY}"].iloc[0]["note"]
+    assert f"(p 0.0625, noise: {c.disagreement})" in rep.readings[KEY]
+
+
+def test_method_summary_warnings_are_flagged(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.csv")
+    a, b = paired_flags(100, 10, 2, 50)
+    add_run(store, "dense", "dense", {"clean": b, "pgd-5-1": b})
+    add_run(store, "admm", "admm", {"clean": a, "pgd-5-1": a}, sparsity=0.9, rel_params=0.1,
+            summary={"projection": "irregular", "converged": False, "rel_residual": 0.31})
+    add_run(store, "hydra", "hydra", {"clean": a, "pgd-5-1": a}, sparsity=0.9, rel_params=0.1,
+            summary={"warnings": ["scores collapsed in layer 3"]})
+    add_run(store, "magnitude", "magnitude", {"clean": a, "pgd-5-1": a}, sparsity=0.9,
+            rel_params=0.1, summary={"converged": True, "warnings": []})
+    rep = report(store.path)
+    t = rep.tables[f"accuracy:{KEY}"]
+    assert list(t["method"]) == ["dense", "admm †", "hydra †", "magnitude"]
+    assert ("† The method's own summary (CSV `method_summary`) warns: admm 90% (trades): not "
+            "converged; hydra 90% (trades): scores collapsed in layer 3." in rep.text)
+    assert "admm †" in list(rep.tables[f"comparison:{KEY}"]["method"])
+    text = rep.readings[KEY]
+    assert "admm 90% † at the same MACs" in text
+    assert ("trades, † the method's own summary warns (its accuracy may not show the method "
+            "working as intended): admm 90%: not converged; hydra 90%: scores collapsed in "
+            "layer 3." in text)
+    assert "magnitude 90% †" not in text
+    assert "$\\dagger$" in report(store.path, fmt="latex").text
+
+
+def test_duplicates_newest_kept_and_worst_needs_the_same_attacks(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.csv")
+    a, b = paired_flags(200, 30, 2, 80)
+    add_run(store, "dense", "dense", {"clean": b, "pgd-5-1": b})
+    add_run(store, "hydra-new", "hydra", {"clean": a, "pgd-5-1": a}, sparsity=0.5,
+            rel_params=0.5, finished_at="2026-01-02T00:00:00+00:00")
+    add_run(store, "hydra-old", "hydra", {"clean": b, "pgd-5-1": b}, sparsity=0.5,
+            rel_params=0.5, finished_at="2026-01-01T00:00:00+00:00")
+    add_run(store, "admm", "admm", {"clean": a, "pgd-5-1": a, "apgd-ce": a}, sparsity=0.5,
+            rel_params=0.5)
+    rep = report(store.path)
+    assert rep.duplicates == [("hydra-old", "hydra-new")] and rep.n_ok == 3
+    assert ("Duplicate runs (1; same loss, method, variant, sparsity, seed and fold): only the "
+            "newest (finished_at) is used.\n- hydra-old: dropped, older than hydra-new"
+            in rep.text)
+    h = _by(rep, "hydra", "clean")
+    assert h.seeds == 1 and h.diff.mean == pytest.approx(14.0)      # the newest row's flags
+    t = rep.tables[f"accuracy:{KEY}"]
+    assert t[t["method"] == "hydra"].iloc[0]["runs"] == "1"
+    # admm's worst case is over pgd-5-1 and apgd-ce, dense's over pgd-5-1 only: no pair
+    w = _by(rep, "admm", "worst")
+    assert not w.paired and w.note == "worst case over different attacks"
+    assert _by(rep, "admm", "clean").paired
+
+
+def test_only_seeds_on_the_common_examples_enter_estimate_interval_and_test(
+        tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.csv")
+    for seed, (ka, kb, idx) in enumerate([(20, 2, None), (22, 3, None),
+                                          (0, 30, np.arange(100, 400))]):
+        a, b = paired_flags(300, ka, kb, 100)
+        add_run(store, f"dense-{seed}", "dense", {"clean": b, "pgd-5-1": b}, seed=seed,
+                index=idx)
+        add_run(store, f"hydra-{seed}", "hydra", {"clean": a, "pgd-5-1": a}, seed=seed,
+                sparsity=0.5, rel_params=0.5, index=idx)
+    rep = report(store.path, metrics=["clean"], n_resamples=999)
+    c = _by(rep, "hydra", "clean")
+    assert c.seeds == 2 and c.note == "2 of 3 seeds (the others evaluated other test examples)"
+    assert c.diff.mean == pytest.approx(100 * np.mean([18 / 300, 19 / 300]))
+    assert c.diff.lo > 0 and (c.only_method, c.only_reference) == (42, 5)
 
 
 def test_pairs_only_on_the_same_examples(tmp_path: Path) -> None:

@@ -23,9 +23,17 @@ def test_demo_prints_intervals_costs_and_a_computed_reading(
     assert "| trades | d2bc | 90% macs | 100k | 90.0 | 20k |" in table
     assert "50.0 [43.1, 56.9]" in table                      # dense: Wilson over 200 images
     assert "paired comparison against dense" in table
+    assert "| trades | hydra | 90% weights | 1M | 0.0 | 100k | 88.0 |" in table   # non-zero
     reading = table[table.index("Reading (computed from these results"):]
-    assert "admm 90% at the same MACs" in reading and "hydra 90% at the same MACs" in reading
-    assert "-15.0 points" in reading and "-1.0 points" in reading
-    assert ("in short: at the same cost, hydra 90% (-15.0) differs significantly from dense; "
-            "noise at the same cost: admm 90%; significant at another cost: d2bc 90% (-15.0)."
+    assert "same cost = MACs and non-zero params both within 5 %" in reading
+    # masked models keep the dense MACs but not its parameters: a trade-off, not like for like
+    assert "same cost as dense:" not in reading
+    assert ("hydra 90% at the same MACs (1.00×) but 0.12× non-zero params: -15.0 points"
             in reading)
+    assert "admm 90% at the same MACs (1.00×) but 0.12× non-zero params: -1.0 points" in reading
+    assert ("in short: no method has the same MACs and non-zero params as dense; significant "
+            "at another cost: d2bc 90% (-15.0; 0.10× MACs, 0.20× non-zero params), hydra 90% "
+            "(-15.0; the same MACs (1.00×) but 0.12× non-zero params); noise at another cost: "
+            "admm 90%." in reading)
+    assert ("same cost as each other: admm 90%, hydra 90% (1.00× MACs, 0.12× non-zero params; "
+            "`--versus admm` tests them pairwise)." in reading)

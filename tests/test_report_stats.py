@@ -10,8 +10,8 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from prunekit.bench.stats import discordant, holm, mcnemar_exact, paired_bootstrap, t_interval, \
-    wilson
+from prunekit.bench.stats import discordant, holm, mcnemar_exact, paired_bootstrap, \
+    sign_flip_test, t_interval, wilson
 
 
 @pytest.mark.parametrize("k,n", [(104, 200), (0, 50), (50, 50), (7, 10), (4321, 10000)])
@@ -30,8 +30,9 @@ def test_t_interval_equals_scipy() -> None:
     lo, hi = sps.t.interval(0.95, df=2, loc=np.mean(x), scale=sps.sem(x))
     assert iv.mean == pytest.approx(np.mean(x)) and iv.std == pytest.approx(np.std(x, ddof=1))
     assert (iv.lo, iv.hi) == (pytest.approx(lo), pytest.approx(hi)) and iv.n == 3
-    same = t_interval([0.5, 0.5])          # no spread: the point itself
-    assert (same.lo, same.hi, same.std) == (0.5, 0.5, 0.0)
+    same = t_interval([0.5, 0.5])          # no spread: no interval (spread unknown)
+    assert same.mean == 0.5 and same.std == 0.0 and math.isnan(same.lo) and math.isnan(same.hi)
+    assert not same.excludes(0.0) and not same.excludes(0.5)
     one = t_interval([0.4])                # one value: no interval
     assert one.mean == 0.4 and math.isnan(one.lo)
 
@@ -42,6 +43,51 @@ def test_mcnemar_exact_equals_statsmodels_and_scipy(b: int, c: int) -> None:
     assert p == pytest.approx(mcnemar([[3, b], [c, 7]], exact=True).pvalue, rel=1e-12)
     assert p == pytest.approx(sps.binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
     assert mcnemar_exact(0, 0) == 1.0
+
+
+@pytest.mark.parametrize("b,c", [(9, 4), (0, 9), (5, 5), (1, 0), (13, 0)])
+def test_sign_flip_of_one_seed_is_exact_mcnemar(b: int, c: int) -> None:
+    """<= 13 discordant examples: the permutation test is exact, and for one seed it is the
+    binomial test of the discordant pairs, i.e. McNemar's."""
+    a, r = np.zeros(200, bool), np.zeros(200, bool)
+    a[:b], r[b:b + c] = True, True
+    p = sign_flip_test([a], [r])
+    assert p == pytest.approx(sps.binomtest(b, b + c, 0.5).pvalue, rel=1e-12)
+    assert p == pytest.approx(mcnemar_exact(b, c), rel=1e-12)
+
+
+def test_sign_flip_equals_scipy_permutation_test_on_the_per_example_sums() -> None:
+    rng = np.random.default_rng(4)
+    a = [rng.random(300) < 0.55 for _ in range(3)]
+    b = [rng.random(300) < 0.5 for _ in range(3)]
+    d = np.sum([x.astype(int) - y.astype(int) for x, y in zip(a, b)], axis=0)
+    ref = sps.permutation_test((d[d != 0],), lambda x, axis=-1: x.sum(axis=axis),
+                               permutation_type="samples", vectorized=True, n_resamples=1999,
+                               batch=1000, rng=np.random.default_rng(3)).pvalue
+    assert sign_flip_test(a, b, n_resamples=1999, seed=3) == pytest.approx(ref)
+    assert sign_flip_test(a, b, 1999, 3) == sign_flip_test(a, b, 1999, 3)   # deterministic
+    assert sign_flip_test(a, a) == 1.0
+    with pytest.raises(ValueError, match="same examples"):
+        sign_flip_test([a[0], a[1][:10]], [b[0], b[1][:10]])
+
+
+def test_multi_seed_test_holds_its_size_where_summed_mcnemar_does_not() -> None:
+    """The reviewer's null (/tmp/review/mcnemar_sim.py): half the test examples favour each
+    method (per-example accuracy 1.0 / 0.3), equal population accuracy, 5 seeds evaluated on
+    the same examples. Summing the seeds' 2x2 tables rejects far above 5 %; the example-level
+    sign-flip test stays near 5 % (benchmarks/perf/paired_test_size.py: more settings)."""
+    rng = np.random.default_rng(0)
+    reps, n, seeds = 200, 200, 5
+    summed = flip = 0
+    for _ in range(reps):
+        fav = rng.random(n) < 0.5
+        pa, pb = np.where(fav, 1.0, 0.3), np.where(fav, 0.3, 1.0)
+        a, b = rng.random((seeds, n)) < pa, rng.random((seeds, n)) < pb
+        only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+        summed += mcnemar_exact(only_a, only_b) < 0.05
+        flip += sign_flip_test(list(a), list(b), n_resamples=199, seed=1) < 0.05
+    assert summed / reps > 0.2                       # the old test: 26.5 % here
+    assert flip / reps <= 0.05 + 2.6 * math.sqrt(0.05 * 0.95 / reps)   # 6.0 % here
 
 
 def test_discordant_counts() -> None:

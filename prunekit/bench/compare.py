@@ -3,9 +3,13 @@
 Pairing. A run is paired with the reference's run of the same dataset, model, eps, loss, seed
 and fold, at the same target sparsity if the reference has one, else at the reference's only
 sparsity (``dense``, the default reference, has one: 0 %); the reference variant is the run's own
-variant if the reference has it, else the reference's unnamed (or only) variant. A pair counts
-only where both runs have a per-example file with identical ``index`` arrays and the compared
-flag row (``clean``, ``worst`` or an attack name).
+variant if the reference has it, else the reference's unnamed (or only) variant. (Duplicate runs
+of one cell, seed and fold are reduced to the newest before this: prunekit.bench.cells.) A pair
+counts only where both runs have a per-example file with identical ``index`` arrays and the
+compared flag row (``clean``, ``worst`` or an attack name), and, for ``worst``, the same attacks
+behind it (a worst case over other attacks is another metric). If the paired seeds evaluated
+different example sets, the seeds of the most common set are used -- for the point estimate,
+the interval and the test alike -- and the note says how many.
 
 Per metric and table cell (loss x method x variant x sparsity) with S paired seeds/folds:
 
@@ -13,33 +17,41 @@ Per metric and table cell (loss x method x variant x sparsity) with S paired see
 - its 95 % interval: paired percentile bootstrap over the examples, the same resampled examples
   for every seed (:func:`prunekit.bench.stats.paired_bootstrap`);
 - with S >= 2 also the Student-t interval over the S per-seed differences (training noise);
-- the exact McNemar p-value of the 2x2 table summed over seeds (stratified exact test; equals
-  the plain exact McNemar test for one seed), Holm-corrected over every test of the table;
-- **significant** = Holm-adjusted p < 0.05 and, with S >= 2, a t-interval that excludes 0: the
-  difference must survive both the test-set noise (McNemar, conditional on the trained models)
-  and the seed-to-seed noise. With two or three seeds the t-interval is wide (df 1-2): few
-  differences pass, by design.
+- p: with S = 1 the exact McNemar test; with S >= 2 the example-level sign-flip permutation test
+  of the per-example sums over seeds (:func:`prunekit.bench.stats.sign_flip_test`: the seeds
+  share the test examples, so their 2x2 tables must not be summed); Holm-corrected over every
+  test of the table;
+- **significant** = Holm-adjusted p < 0.05 and, with S >= 2, a t-interval over seeds that
+  excludes 0 (an interval with zero spread has no bounds and excludes nothing): the difference
+  must survive both the test-set noise and the seed-to-seed noise. With two or three seeds the
+  t-interval is wide (df 1-2): few differences pass, by design.
+
+The verdict comes from the test, not from the bootstrap interval; where they disagree
+(:attr:`Comparison.disagreement`) the report says why.
 """
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from prunekit.bench.cells import CELL_KEYS, REPLICATE_KEYS
 from prunekit.bench.examples import flag_row, same_examples
-from prunekit.eval.examples import Examples
-from prunekit.bench.stats import Interval, discordant, holm, mcnemar_exact, paired_bootstrap, \
-    t_interval
+from prunekit.bench.labels import WORST
+from prunekit.bench.stats import CONFIDENCE, Interval, discordant, holm, mcnemar_exact, \
+    paired_bootstrap, sign_flip_test, t_interval
 from prunekit.config import ConfigError
+from prunekit.eval.examples import Examples
 
-__all__ = ["Comparison", "compare", "pick_reference", "REPLICATE_KEYS"]
+__all__ = ["Comparison", "compare", "pick_reference", "REPLICATE_KEYS", "MCNEMAR", "SIGN_FLIP"]
 
-#: columns whose values make runs replicates of one table cell
-REPLICATE_KEYS = ("seed", "fold")
-_CELL = ["loss", "method", "variant", "target_sparsity"]
+#: names of the two tests (``Comparison.test``)
+MCNEMAR, SIGN_FLIP = "exact McNemar", "sign-flip permutation over examples"
+_ALPHA = 1 - CONFIDENCE
 
 
 @dataclass
@@ -58,8 +70,10 @@ class Comparison:
     seed_t: Interval | None = None
     only_method: int = 0
     only_reference: int = 0
+    test: str = ""
     p: float = math.nan
     p_holm: float = math.nan
+    tests: int = 0
     significant: bool = False
     macs_ratio: float = math.nan
     params_ratio: float = math.nan
@@ -69,6 +83,26 @@ class Comparison:
     def paired(self) -> bool:
         """True if at least one seed was paired on this metric."""
         return self.seeds > 0
+
+    @property
+    def disagreement(self) -> str:
+        """Why the verdict differs from what the bootstrap interval alone suggests (it excludes
+        0 but the difference is not significant, or the reverse); empty if they agree."""
+        d = self.diff
+        if not self.paired or d is None or d.excludes(0.0) == self.significant:
+            return ""
+        if self.significant:
+            return f"{self.test} p < 0.05 decides although the bootstrap interval includes 0"
+        if not self.p < _ALPHA:
+            return (f"the bootstrap interval excludes 0, but the {self.test} test does not reject "
+                    f"(p {self.p:.3g}; {self.only_method + self.only_reference} discordant "
+                    f"examples: a bootstrap over few of them is too narrow)")
+        if not self.p_holm < _ALPHA:
+            return (f"the bootstrap interval excludes 0 and p {self.p:.3g}, but not after Holm's "
+                    f"correction over {self.tests} tests")
+        return ("the bootstrap interval (test-set noise) excludes 0, but the t-interval over "
+                "seeds does not" + ("" if self.seed_t is None or not math.isnan(self.seed_t.lo)
+                                    else " (no spread over seeds: unknown)"))
 
 
 def pick_reference(methods: Sequence[str], versus: str | None, default: str = "dense") -> str | None:
@@ -105,8 +139,10 @@ def _ratio(a: pd.Series, b: pd.Series) -> float:
     return num / den if den > 0 and not math.isnan(num) else math.nan
 
 
-def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
-                  n_resamples: int, seed: int) -> tuple[dict, str]:
+def _pairs(cell: pd.DataFrame, refs: pd.DataFrame,
+           metric: str) -> tuple[list[tuple[Examples, Examples]], set[str]]:
+    """The (method, reference) per-example pairs of ``cell`` on ``metric``, and why others are
+    not pairs."""
     by_rep = {_replicate(r): r for _, r in refs.iterrows()}
     pairs: list[tuple[Examples, Examples]] = []
     reasons = set()
@@ -122,27 +158,38 @@ def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
             reasons.add("different test examples")
         elif flag_row(a, metric) is None or flag_row(b, metric) is None:
             reasons.add(f"{metric} not measured on both")
+        elif metric == WORST and set(a.attacks) != set(b.attacks):
+            reasons.add("worst case over different attacks")
         else:
             pairs.append((a, b))
+    return pairs, reasons
+
+
+def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
+                  n_resamples: int, seed: int) -> tuple[dict, str]:
+    pairs, reasons = _pairs(cell, refs, metric)
     if not pairs:
         return {}, "; ".join(sorted(reasons)) or "no reference run"
-    rows_a = [a[metric] for a, _ in pairs]
-    rows_b = [b[metric] for _, b in pairs]
+    sets = Counter(a.index.tobytes() for a, _ in pairs)
+    common = sets.most_common(1)[0][0]
+    used = [(a, b) for a, b in pairs if a.index.tobytes() == common]
+    notes = [] if len(used) == len(pairs) else [
+        f"{len(used)} of {len(pairs)} seeds (the others evaluated other test examples)"]
+    rows_a = [a[metric] for a, _ in used]
+    rows_b = [b[metric] for _, b in used]
     counts = [discordant(x, y) for x, y in zip(rows_a, rows_b)]
-    only_m, only_r = sum(c[0] for c in counts), sum(c[1] for c in counts)
     per_seed = [100.0 * (x.mean() - y.mean()) for x, y in zip(rows_a, rows_b)]
-    first = pairs[0][0].index
-    boot = [i for i, (a, _) in enumerate(pairs) if np.array_equal(a.index, first)]
-    note = "" if len(boot) == len(pairs) else f"bootstrap over {len(boot)} of {len(pairs)} seeds"
-    out = dict(seeds=len(pairs), n=len(first), only_method=only_m, only_reference=only_r,
-               p=mcnemar_exact(only_m, only_r),
-               diff=paired_bootstrap([rows_a[i] for i in boot], [rows_b[i] for i in boot],
-                                     n_resamples=n_resamples, seed=seed))
-    out["diff"] = Interval(float(np.mean(per_seed)), out["diff"].lo, out["diff"].hi,
-                           n=len(pairs))
-    if len(pairs) >= 2:
+    one = len(used) == 1
+    out = dict(seeds=len(used), n=len(used[0][0].index),
+               only_method=sum(c[0] for c in counts), only_reference=sum(c[1] for c in counts),
+               test=MCNEMAR if one else SIGN_FLIP,
+               p=mcnemar_exact(*counts[0]) if one else sign_flip_test(rows_a, rows_b,
+                                                                      n_resamples, seed))
+    boot = paired_bootstrap(rows_a, rows_b, n_resamples=n_resamples, seed=seed)
+    out["diff"] = Interval(float(np.mean(per_seed)), boot.lo, boot.hi, n=len(used))
+    if not one:
         out["seed_t"] = t_interval(per_seed)
-    return out, note
+    return out, "; ".join(notes + sorted(reasons))
 
 
 def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean", "worst"),
@@ -150,9 +197,10 @@ def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean",
             order: Sequence[tuple[str, str, str, float]] | None = None) -> list[Comparison]:
     """Comparisons of every cell of ``ok`` (one dataset x model x eps; a ``_pe`` column holds
     each run's per-example ``Examples`` or None; ``rel_macs`` / ``rel_params`` the costs relative to
-    dense) against ``reference``, Holm-corrected together. ``order``: cells in display order."""
+    dense) against ``reference``, Holm-corrected together. ``order``: cells in display order.
+    ``n_resamples`` / ``seed``: of the bootstrap and of the Monte-Carlo permutation test."""
     ref = ok[ok["method"] == reference]
-    cells = {k: g for k, g in ok.groupby(_CELL, sort=False, dropna=False)}
+    cells = {k: g for k, g in ok.groupby(CELL_KEYS, sort=False, dropna=False)}
     keys = [k for k in (order or list(cells)) if k in cells]
     out: list[Comparison] = []
     for key in keys:
@@ -173,7 +221,8 @@ def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean",
                 c.note = f"no {reference} run to pair with"
             out.append(c)
     reject, adjusted = holm([c.p for c in out])
+    tests = sum(c.paired for c in out)
     for c, r, q in zip(out, reject, adjusted):
-        c.p_holm = q
+        c.p_holm, c.tests = q, tests
         c.significant = bool(r) and (c.seed_t is None or c.seed_t.excludes(0.0))
     return out

@@ -1,44 +1,86 @@
 """A short reading of a comparison table, computed from the results (never a fixed sentence).
 
 For one metric (the worst case over every attack that ran, by default) and per loss, each
-comparison against the reference is sorted into
+comparison against the reference is sorted by its two measured costs relative to the
+reference, MACs and non-zero parameters (``Comparison.macs_ratio`` / ``params_ratio``):
 
-- **same cost**: the method's measured MACs, or its non-zero parameters, are within 5 % of the
-  reference's (``SAME_COST``): the difference is a like-for-like result, significant or noise;
-- **other cost**: cheaper (or dearer) on both measures: the difference is a trade-off, reported
-  with the cost ratios;
+- **same cost**: *both* within 5 % of the reference's (``SAME_COST``): a like-for-like result,
+  significant or noise;
+- **other cost**: both measured, at least one different: a trade-off, reported with the cost
+  ratios and, when one of them matches, which one ("the same MACs but 0.10x non-zero params":
+  a weight-masked model against dense is cheaper on parameters, not like-for-like);
+- **cost unknown**: a cost that was not measured (NaN: e.g. a masked model's non-zero
+  parameters in results written before schema v2) is never a match;
 - **not tested**: no pair on the same examples (the reason is given).
 
+Then methods other than the reference that have the same cost *as each other* (they can be
+compared like for like with ``--versus``), and the methods whose own summary warns
+(``method_summary``: not converged, warnings; prunekit.bench.cells.method_warnings).
+
 "significant" and "noise" are the comparison table's verdicts (prunekit.bench.compare: Holm-
-adjusted exact McNemar p < 0.05, and with several seeds a t-interval over seeds excluding 0).
+adjusted p < 0.05 -- exact McNemar for one seed, the example-level sign-flip test for several --
+and with several seeds a t-interval over seeds excluding 0). Where the bootstrap interval alone
+would suggest otherwise, the reason is printed beside the verdict.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from prunekit.bench.compare import Comparison
 from prunekit.bench.labels import method_label
-from prunekit.bench.tables import fmt_p, fmt_ratio
+from prunekit.bench.tables import WARN_MARK, fmt_p, fmt_ratio
 
-__all__ = ["reading", "SAME_COST", "same_cost"]
+__all__ = ["reading", "SAME_COST", "same_cost", "matched_costs", "cost_text"]
 
 #: cost ratios within this relative distance of 1 are "the same cost"
 SAME_COST = 0.05
+_MEASURES = ("MACs", "non-zero params")
+#: (loss, method, variant, sparsity) -> the cell's method warnings
+Warnings = Mapping[tuple[str, str, str, float], Sequence[str]]
 
 
 def _same(ratio: float) -> bool:
     return not math.isnan(ratio) and abs(math.log(ratio)) <= math.log1p(SAME_COST)
 
 
-def same_cost(c: Comparison) -> list[str]:
-    """Which measured costs of ``c`` match the reference's: ``["MACs", "params"]``, one, none."""
-    return [n for n, r in (("MACs", c.macs_ratio), ("params", c.params_ratio)) if _same(r)]
+def _ratios(c: Comparison) -> tuple[float, float]:
+    return c.macs_ratio, c.params_ratio
 
 
-def _what(c: Comparison) -> str:
+def matched_costs(c: Comparison) -> list[str]:
+    """The measured costs of ``c`` within 5 % of the reference's: ``["MACs", "non-zero
+    params"]``, one of them, or none (a NaN ratio never matches)."""
+    return [n for n, r in zip(_MEASURES, _ratios(c)) if _same(r)]
+
+
+def same_cost(c: Comparison) -> bool:
+    """True only if both MACs and non-zero parameters match the reference's."""
+    return len(matched_costs(c)) == len(_MEASURES)
+
+
+def _unknown(c: Comparison) -> list[str]:
+    return [n for n, r in zip(_MEASURES, _ratios(c)) if math.isnan(r)]
+
+
+def cost_text(c: Comparison) -> str:
+    """``1.00× MACs, 0.98× non-zero params``; ``the same MACs (1.00×) but 0.10× non-zero
+    params``; ``1.00× MACs, non-zero params not measured``."""
+    parts = [f"{n} not measured" if math.isnan(r) else f"{fmt_ratio(r)} {n}"
+             for n, r in zip(_MEASURES, _ratios(c))]
+    match = matched_costs(c)
+    if len(match) == 1 and not _unknown(c):
+        i = _MEASURES.index(match[0])
+        other = 1 - i
+        return (f"the same {_MEASURES[i]} ({fmt_ratio(_ratios(c)[i])}) but "
+                f"{fmt_ratio(_ratios(c)[other])} {_MEASURES[other]}")
+    return ", ".join(parts)
+
+
+def _what(c: Comparison, warned: Warnings) -> str:
     sp = f"{100 * c.sparsity:g}%"
-    return f"{method_label(c.method, c.variant)} {sp}"
+    mark = f" {WARN_MARK}" if warned.get((c.loss, c.method, c.variant, c.sparsity)) else ""
+    return f"{method_label(c.method, c.variant)} {sp}{mark}"
 
 
 def _verdict(c: Comparison) -> str:
@@ -46,67 +88,108 @@ def _verdict(c: Comparison) -> str:
     assert d is not None
     word = "significant" if c.significant else "noise"
     seeds = f", {c.seeds} seeds" if c.seeds > 1 else ""
+    why = f": {c.disagreement}" if c.disagreement else ""
     return (f"{d.mean:+.1f} points [{d.lo:+.1f}, {d.hi:+.1f}] (p {fmt_p(c.p_holm)}{seeds}, "
-            f"{word})")
+            f"{word}{why})")
 
 
-def _costs(c: Comparison) -> str:
-    return f"{fmt_ratio(c.macs_ratio)} MACs, {fmt_ratio(c.params_ratio)} params"
+def _names(cs: Sequence[Comparison], warned: Warnings, diff: bool = True,
+           cost: bool = False) -> str:
+    def one(c: Comparison) -> str:
+        inner = [f"{c.diff.mean:+.1f}"] if diff and c.diff else []
+        inner += [cost_text(c)] if cost else []
+        return _what(c, warned) + (f" ({'; '.join(inner)})" if inner else "")
+
+    return ", ".join(one(c) for c in cs)
 
 
-def _names(cs: Sequence[Comparison], diff: bool = True) -> str:
-    return ", ".join(f"{_what(c)} ({c.diff.mean:+.1f})" if diff and c.diff else _what(c)
-                     for c in cs)
-
-
-def _summary(same: list[Comparison], other: list[Comparison], ref: str) -> str:
+def _summary(same: list[Comparison], other: list[Comparison], unknown: list[Comparison],
+             ref: str, warned: Warnings) -> str:
     sig = [c for c in same if c.significant]
+    at = f"at the same cost (MACs and non-zero params within {100 * SAME_COST:g} % of {ref})"
     if sig:
-        text = f"at the same cost, {_names(sig)} differ{'s' if len(sig) == 1 else ''} " \
-               f"significantly from {ref}"
+        text = f"{at}, {_names(sig, warned)} differ{'s' if len(sig) == 1 else ''} significantly"
     elif same:
-        text = f"no method differs significantly from {ref} at the same cost"
+        text = f"{at}, no method differs significantly"
     else:
-        text = f"no method has the same cost as {ref}"
+        text = f"no method has the same MACs and non-zero params as {ref}"
     noise = [c for c in same if not c.significant]
-    if sig and noise:
-        text += f"; noise at the same cost: {_names(noise, diff=False)}"
-    elif noise:
-        text += f" ({_names(noise, diff=False)}: noise)"
-    traded = [c for c in other if c.significant]
-    if traded:
-        text += f"; significant at another cost: {_names(traded)}"
+    if noise:
+        text += f"; noise at the same cost: {_names(noise, warned, diff=False)}"
+    for label, group in (("at another cost", other), ("at a cost not fully measured", unknown)):
+        traded = [c for c in group if c.significant]
+        if traded:
+            text += f"; significant {label}: {_names(traded, warned, cost=True)}"
+        quiet = [c for c in group if not c.significant]
+        if quiet:
+            text += f"; noise {label}: {_names(quiet, warned, diff=False)}"
     return text
 
 
-def reading(comparisons: Sequence[Comparison], metric: str, metric_text: str) -> str:
+def _peers(part: Sequence[Comparison], warned: Warnings) -> list[str]:
+    """Groups (two or more) of compared methods whose MACs and non-zero params match each
+    other's (both measured, within 5 %)."""
+    groups: list[list[Comparison]] = []
+    for c in part:
+        if any(math.isnan(r) for r in _ratios(c)):
+            continue
+        for g in groups:
+            if all(_same(a / b) for a, b in zip(_ratios(c), _ratios(g[0]))):
+                g.append(c)
+                break
+        else:
+            groups.append([c])
+    return [f"{_names(g, warned, diff=False)} ({fmt_ratio(g[0].macs_ratio)} MACs, "
+            f"{fmt_ratio(g[0].params_ratio)} non-zero params; `--versus {g[0].method}` tests "
+            f"them pairwise)" for g in groups if len(g) > 1]
+
+
+def reading(comparisons: Sequence[Comparison], metric: str, metric_text: str,
+            warnings: Warnings | None = None) -> str:
     """Markdown bullet list reading ``comparisons`` on ``metric`` (``metric_text`` describes it,
-    e.g. "worst case over pgd-50-10, apgd-ce"); empty if there is nothing to read."""
+    e.g. "worst case over pgd-50-10, apgd-ce"); ``warnings``: the cells' method warnings
+    (prunekit.bench.cells); empty if there is nothing to read."""
     mine = [c for c in comparisons if c.metric == metric]
     if not mine:
         return ""
+    warned: Warnings = warnings or {}
     ref = method_label(mine[0].reference)
+    several = any(c.seeds > 1 for c in mine)
     lines = [f"Reading (computed from these results; {metric_text}; each method vs {ref} on "
-             f"the same examples; significant = Holm-adjusted exact McNemar p < 0.05"
-             + (" and a t-interval over seeds excluding 0" if any(c.seeds > 1 for c in mine)
-                else "") + "):"]
+             f"the same examples; significant = Holm-adjusted p < 0.05 ("
+             + ("exact McNemar for one seed, sign-flip permutation test over examples for "
+                "several) and a t-interval over seeds excluding 0" if several
+                else "exact McNemar)")
+             + "; same cost = MACs and non-zero params both within "
+             f"{100 * SAME_COST:g} %):"]
     for loss in dict.fromkeys(c.loss for c in mine):
         part = [c for c in mine if c.loss == loss]
         tested = [c for c in part if c.paired and c.diff is not None]
         same = [c for c in tested if same_cost(c)]
-        other = [c for c in tested if not same_cost(c)]
-        if same:
-            items = "; ".join(f"{_what(c)} at the same {' and '.join(same_cost(c))} "
-                              f"({_costs(c)}): {_verdict(c)}" for c in same)
-            lines.append(f"- {loss}, same cost as {ref}: {items}.")
-        if other:
-            items = "; ".join(f"{_what(c)} at {_costs(c)}: {_verdict(c)}" for c in other)
-            lines.append(f"- {loss}, other cost than {ref} (a trade-off, not a like-for-like "
-                         f"comparison): {items}.")
+        unknown = [c for c in tested if not same_cost(c) and _unknown(c)]
+        other = [c for c in tested if not same_cost(c) and not _unknown(c)]
+        for group, head in ((same, f"same cost as {ref}"),
+                            (other, f"other cost than {ref} (a trade-off, not a like-for-like "
+                                    f"comparison)"),
+                            (unknown, f"cost not fully measured (not a like-for-like "
+                                      f"comparison)")):
+            if group:
+                items = "; ".join(f"{_what(c, warned)} at {cost_text(c)}: {_verdict(c)}"
+                                  for c in group)
+                lines.append(f"- {loss}, {head}: {items}.")
         if tested:
-            lines.append(f"- {loss}, in short: {_summary(same, other, ref)}.")
+            lines.append(f"- {loss}, in short: {_summary(same, other, unknown, ref, warned)}.")
+        peers = _peers(part, warned)
+        if peers:
+            lines.append(f"- {loss}, same cost as each other: " + "; ".join(peers) + ".")
         untested = [c for c in part if not c.paired]
         if untested:
             lines.append(f"- {loss}, not tested: "
-                         + "; ".join(f"{_what(c)} ({c.note})" for c in untested) + ".")
+                         + "; ".join(f"{_what(c, warned)} ({c.note})" for c in untested) + ".")
+        flagged = [(k, w) for k, w in warned.items() if k[0] == loss and w]
+        if flagged:
+            lines.append(f"- {loss}, {WARN_MARK} the method's own summary warns (its accuracy "
+                         f"may not show the method working as intended): "
+                         + "; ".join(f"{method_label(k[1], k[2])} {100 * k[3]:g}%: "
+                                     f"{', '.join(w)}" for k, w in flagged) + ".")
     return "\n".join(lines)

@@ -7,12 +7,15 @@ One set of tables per (dataset, model, eps) -- runs at different eps are never a
    parameter reduction), then clean, every attack that ran (labelled by what ran) and the
    per-example worst case, each with its 95 % interval (prunekit.bench.cells);
 2. **paired comparisons** against a reference method (``versus``, default ``dense``): difference
-   in points, paired-bootstrap interval, Holm-corrected exact McNemar p (prunekit.bench.compare),
-   and the computed reading (prunekit.bench.reading);
+   in points, paired-bootstrap interval, Holm-corrected p of the exact McNemar test (one seed)
+   or of the example-level sign-flip test (several; prunekit.bench.compare), and the computed
+   reading (prunekit.bench.reading);
 3. **equal cost**: robust accuracy of each method at common measured MACs and at common
    non-zero parameter counts (prunekit.bench.equalcost).
 
-Failed runs are listed with their one-line errors. With ``plots_dir``: prunekit.bench.plots.
+Rows whose method summary warns (not converged, warnings) are marked ``†`` and explained;
+duplicate runs of one cell, seed and fold are reduced to the newest and listed. Failed runs are
+listed with their one-line errors. With ``plots_dir``: prunekit.bench.plots.
 """
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ from prunekit.bench.labels import CLEAN, WORST, attack_caveat, attack_label, met
 from prunekit.bench.plots import make_plots
 from prunekit.bench.reading import reading
 from prunekit.bench.stats import Interval
-from prunekit.bench.tables import (MISSING, fmt_acc, fmt_count, fmt_diff, fmt_p, fmt_pct,
-                                   fmt_ratio, render)
+from prunekit.bench.tables import (MISSING, WARN_MARK, fmt_acc, fmt_count, fmt_diff, fmt_p,
+                                   fmt_pct, fmt_ratio, render)
 from prunekit.config import ConfigError
 
 __all__ = ["Report", "report", "load_results", "accuracy_table", "comparison_table",
@@ -50,7 +53,7 @@ _COST_AXES = {"rel_macs": "MACs", "rel_params": "non-zero params"}
 @dataclass
 class Report:
     """The rendered report: tables by name, the full text, the computed readings (one per
-    table group), comparisons by group, plot files, failed runs."""
+    table group), comparisons by group, plot files, failed runs, dropped duplicate runs."""
 
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     text: str = ""
@@ -59,6 +62,7 @@ class Report:
     plots: list[Path] = field(default_factory=list)
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     n_ok: int = 0
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  #: (dropped, kept) run ids
 
 
 def _meta(ok: pd.DataFrame, name: str) -> dict:
@@ -76,7 +80,7 @@ def accuracy_table(cells: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     """Rows = cells, costs beside the sparsity, then every metric's ``mean [95 % interval]``."""
     rows = []
     for c in cells.to_dict("records"):
-        rec = {"loss": c["loss"], "method": c["label"],
+        rec = {"loss": c["loss"], "method": c["label"] + (f" {WARN_MARK}" if c["warnings"] else ""),
                "sparsity": _sparsity(c["target_sparsity"], c["sp_target"]),
                "MACs": fmt_count(c["macs"]), "MACs red. %": fmt_pct(c["macs_reduction"]),
                "params": fmt_count(c["params"]), "params red. %": fmt_pct(c["params_reduction"]),
@@ -87,21 +91,26 @@ def accuracy_table(cells: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def comparison_table(comps: Sequence[Comparison], labels: dict[str, str]) -> pd.DataFrame:
+def comparison_table(comps: Sequence[Comparison], labels: dict[str, str],
+                     warned: Sequence[tuple] = ()) -> pd.DataFrame:
     """One row per compared cell: cost ratios to the reference, then per metric the difference
-    (points, bootstrap interval; ``*`` significant) and the Holm-adjusted McNemar p."""
+    (points, bootstrap interval; ``*`` significant) and the Holm-adjusted p; the note says where
+    the interval and the verdict disagree, and why. ``warned``: cell keys marked ``†``."""
     rows: dict[tuple, dict[str, str]] = {}
     for c in comps:
-        rec = rows.setdefault((c.loss, c.method, c.variant, c.sparsity), {
-            "loss": c.loss, "method": method_label(c.method, c.variant),
+        key = (c.loss, c.method, c.variant, c.sparsity)
+        rec = rows.setdefault(key, {
+            "loss": c.loss, "method": method_label(c.method, c.variant)
+                                      + (f" {WARN_MARK}" if key in warned else ""),
             "sparsity": f"{100 * c.sparsity:g}%", "MACs ×ref": fmt_ratio(c.macs_ratio),
             "params ×ref": fmt_ratio(c.params_ratio), "seeds": str(c.seeds or MISSING),
             "examples": str(c.n or MISSING), "note": ""})
         lab = labels.get(c.metric, c.metric)
         rec[f"Δ {lab} (points)"] = fmt_diff(c.diff, c.seed_t, c.significant)
         rec[f"p {lab} (Holm)"] = fmt_p(c.p_holm)
-        if c.note and c.note not in rec["note"]:
-            rec["note"] = "; ".join(x for x in (rec["note"], c.note) if x)
+        for note in (c.note, f"{lab}: {c.disagreement}" if c.disagreement else ""):
+            if note and note not in rec["note"]:
+                rec["note"] = "; ".join(x for x in (rec["note"], note) if x)
     table = pd.DataFrame(list(rows.values()))
     if not table.empty and (table["note"] == "").all():
         table = table.drop(columns="note")
@@ -144,19 +153,31 @@ def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.Da
     return pd.DataFrame(rows), " ".join(notes)
 
 
-def _group_notes(ok: pd.DataFrame, metrics: list[str]) -> str:
+def _warned(cells: pd.DataFrame) -> dict[tuple, list[str]]:
+    """Cell key (loss, method, variant, sparsity) -> its method warnings, for flagged cells."""
+    return {(c["loss"], c["method"], c["variant"], c["target_sparsity"]): c["warnings"]
+            for c in cells.to_dict("records") if c["warnings"]}
+
+
+def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame) -> str:
     attacks = [m for m in metrics if m not in (CLEAN, WORST)]
     defs = []
     for a in attacks:
         lab, cav = attack_label(a, _meta(ok, a)), attack_caveat(a, _meta(ok, a))
         defs.append(f"{lab} = `{a}`" + (f" ({cav})" if cav else "") if lab != a else f"`{a}`")
     lines = ["95 % intervals: one run, Wilson over its examples; several runs (seeds/folds), "
-             "mean ± sample std [t-interval]. Worst case = robust under every attack that ran, "
+             "mean ± sample std [t-interval] (no interval when the runs agree exactly: zero "
+             "spread is no estimate of it). Worst case = robust under every attack that ran, "
              "per example. Sparsity = the fraction removed of what the method targets; compare "
              "costs in the MACs and params columns (params counts masked weights; params red. "
              "= non-zero)."]
     if defs:
         lines.append("Attacks: " + "; ".join(defs) + ".")
+    warned = _warned(cells)
+    if warned:
+        lines.append(f"{WARN_MARK} The method's own summary (CSV `method_summary`) warns: "
+                     + "; ".join(f"{method_label(m, v)} {100 * sp:g}% ({loss}): {', '.join(w)}"
+                                 for (loss, m, v, sp), w in warned.items()) + ".")
     no_pe = int(ok["_pe"].isna().sum())
     if no_pe:
         lines.append(f"Per-example results not recorded for {no_pe} of {len(ok)} runs "
@@ -169,14 +190,15 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
            versus: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
            n_resamples: int = 9999, seed: int = 0) -> Report:
     """Tables, comparisons against ``versus`` on ``metrics`` (and with ``plots_dir`` PNG plots)
-    for a results CSV. ``n_resamples`` / ``seed``: the paired bootstrap's."""
+    for a results CSV. ``n_resamples`` / ``seed``: of the paired bootstrap and of the Monte-Carlo
+    sign-flip test."""
     if fmt not in ("md", "latex"):
         raise ValueError(f"format must be md or latex, got {fmt!r}")
     path = Path(csv_path)
     df = load_results(path)
-    ok = prepare(df, path.parent)
+    ok, dropped = prepare(df, path.parent)
     failed = df[df["status"] != "ok"][["run_id", "method", "loss", "target_sparsity", "error"]]
-    rep = Report(failed=failed.reset_index(drop=True), n_ok=len(ok))
+    rep = Report(failed=failed.reset_index(drop=True), n_ok=len(ok), duplicates=dropped)
     _check_choices(ok, versus, metrics)
     parts: list[str] = []
     groups = list(ok.groupby(GROUP_KEYS, sort=False, dropna=False))
@@ -191,7 +213,7 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
         what = f"{dataset} / {model} (eps {eps:.4g}; n_eval {n_eval})"
         rep.tables[f"accuracy:{key}"] = t = accuracy_table(cells, labels)
         parts.append(render(t, fmt, f"{what}: accuracy (%), 95 % intervals",
-                            _group_notes(sub, names)))
+                            _group_notes(sub, names, cells)))
         parts += _comparisons(rep, key, sub, cells, versus, metrics, labels, fmt, what, n_resamples,
                               seed)
         robust = WORST if WORST in names else names[-1]
@@ -211,6 +233,11 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
                          else text)
     if not parts:
         parts.append("(no finished runs)")
+    if dropped:
+        lines = [f"Duplicate runs ({len(dropped)}; same loss, method, variant, sparsity, seed and "
+                 f"fold): only the newest (finished_at) is used."] + [
+            f"- {a}: dropped, older than {b}" for a, b in dropped]
+        parts.append("\n".join("% " + ln for ln in lines) if fmt == "latex" else "\n".join(lines))
     if len(failed):
         lines = [f"Failed runs ({len(failed)}):"] + [f"- {r.run_id}: {r.error}"
                                                     for r in failed.itertuples()]
@@ -249,18 +276,25 @@ def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
                 f"per-example results on the same examples (results written before results "
                 f"schema v2 have none). The intervals above are Wilson intervals over each "
                 f"run's n_eval examples."]
-    t = comparison_table(comps, labels)
+    warned = _warned(cells)
+    t = comparison_table(comps, labels, list(warned))
     rep.tables[f"comparison:{key}"] = t
+    several = any(c.seeds > 1 for c in comps)
     notes = (f"Difference to {ref} in points (method − {ref}) on the same examples and seed: "
-             f"paired bootstrap 95 % interval (seed {seed}); p: exact McNemar (summed over seeds), "
-             f"Holm-corrected over the {sum(c.paired for c in comps)} tests of this table; "
+             f"paired bootstrap 95 % interval (seed {seed}); p: exact McNemar for one seed"
+             + (f"; for several seeds (they share the test examples) a sign-flip permutation "
+                f"test over examples of the per-example sums over seeds ({n_resamples} "
+                f"resamples, seed {seed}; exact up to 13 discordant examples)" if several else "")
+             + f", Holm-corrected over the {sum(c.paired for c in comps)} tests of this table; "
              f"* = significant (p < 0.05, and with several seeds a t-interval over seeds "
-             f"excluding 0). MACs/params ×ref: measured cost relative to {ref}.")
+             f"excluding 0). The verdict comes from the test; where the interval alone would "
+             f"say otherwise, the note says why. MACs/params ×ref: measured MACs and non-zero "
+             f"parameters relative to {ref}.")
     robust = WORST if WORST in metrics else metrics[-1]
     text = reading(comps, robust, f"{labels.get(robust, robust)} = "
                                   + (f"per example, robust under every attack "
                                      f"({', '.join(m for m in labels if m not in (CLEAN, WORST))})"
-                                     if robust == WORST else "accuracy"))
+                                     if robust == WORST else "accuracy"), warned)
     rep.readings[key] = text
     return [render(t, fmt, f"{what}: paired comparison against {ref}", notes)]
 

@@ -6,16 +6,30 @@ tests/test_report_stats.py checks every one against that routine on fixed inputs
 - :func:`wilson` -- Wilson score interval of one accuracy over its examples (Wilson 1927;
   ``statsmodels.stats.proportion.proportion_confint(method="wilson")``).
 - :func:`t_interval` -- mean, sample std and Student-t interval over seeds / folds
-  (``scipy.stats.t.interval``, df = n - 1).
-- :func:`mcnemar_exact` -- exact McNemar test of paired correct/incorrect flags (McNemar 1947;
-  ``statsmodels.stats.contingency_tables.mcnemar(exact=True)``: binomial test of the discordant
-  pairs at 1/2). With several seeds the 2x2 tables are **summed** over seeds (a stratified exact
-  test: under H0 each seed's discordant pairs split 1/2 : 1/2, and a sum of independent
-  Binomial(n_s, 1/2) is Binomial(sum n_s, 1/2)); it conditions on the trained models.
+  (``scipy.stats.t.interval``, df = n - 1); no interval (NaN bounds) when the values have no
+  spread: a t-interval needs an estimate of the spread, and zero from 2-3 runs is not one.
+- :func:`mcnemar_exact` -- exact McNemar test of paired correct/incorrect flags of **one** seed
+  (McNemar 1947; ``statsmodels.stats.contingency_tables.mcnemar(exact=True)``: binomial test of
+  the discordant pairs at 1/2).
+- :func:`sign_flip_test` -- the test of **several** seeds: an example-level sign-flip
+  permutation test (Fisher 1935; ``scipy.stats.permutation_test(permutation_type="samples")`` on
+  one sample, which flips signs) of ``d_j = sum over seeds of (a_sj - b_sj)``, the per-example
+  sum of the paired differences. Why not the 2x2 tables summed over seeds (a "stratified"
+  McNemar): the seeds are evaluated on the *same* test examples, so an example that favours one
+  method does so in every seed; the summed discordant pairs are not independent and that test
+  rejects a true null far too often (12-33 % at a nominal 5 %, /tmp/review/mcnemar_sim.py;
+  benchmarks/perf/paired_test_size.py). The examples are the independent units: under "no
+  difference" each ``d_j`` is symmetric about 0, and flipping the signs of the ``d_j`` is the
+  permutation distribution (exact when there are at most 13 non-zero ``d_j``, else Monte-Carlo
+  with a fixed seed). With one seed it is McNemar's test.
 - :func:`paired_bootstrap` -- percentile bootstrap over examples of the mean paired difference
   (Efron & Tibshirani 1993; ``scipy.stats.bootstrap(paired=True, method="percentile")``); with
   several seeds the same examples are resampled for every seed (they are the same test points)
-  and the statistic is the mean over seeds of the per-seed difference.
+  and the statistic is the mean over seeds of the per-seed difference. The interval describes
+  the size of a difference; the verdict comes from the test: with few discordant examples a
+  bootstrap interval can exclude 0 where the exact test does not reject (5 discordant examples
+  all one way: interval [+0.2, +2.0] points, McNemar p 0.0625; BCa: [+0.4, +2.2]), and the
+  report then says so.
 - :func:`holm` -- Holm's step-down correction (Holm 1979; ``statsmodels.stats.multitest.
   multipletests(method="holm")``).
 """
@@ -32,7 +46,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 __all__ = ["CONFIDENCE", "Interval", "wilson", "t_interval", "mcnemar_exact",
-           "discordant", "paired_bootstrap", "holm"]
+           "sign_flip_test", "discordant", "paired_bootstrap", "holm"]
 
 #: every interval of the report is a 95 % interval
 CONFIDENCE = 0.95
@@ -53,7 +67,10 @@ class Interval:
     std: float = math.nan
 
     def excludes(self, value: float = 0.0) -> bool:
-        """True if ``value`` lies outside the closed interval."""
+        """True if ``value`` lies outside the closed interval; False if there is no interval
+        (NaN bounds: nothing is excluded)."""
+        if math.isnan(self.lo) or math.isnan(self.hi):
+            return False
         return not (self.lo <= value <= self.hi)
 
 
@@ -69,7 +86,8 @@ def wilson(correct: int, total: int, confidence: float = CONFIDENCE) -> Interval
 def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interval:
     """Mean, sample std (ddof 1) and the Student-t interval of the mean (``scipy.stats.t``).
 
-    All values equal: the interval is the point itself (zero spread gives no t-scale).
+    All values equal: NaN bounds (std 0.0) -- the spread is unknown, not zero, and
+    :meth:`Interval.excludes` is then False.
     """
     x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
     if len(x) == 0:
@@ -79,7 +97,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
         return Interval(mean, math.nan, math.nan, n=1)
     std = float(x.std(ddof=1))
     if std == 0.0:
-        return Interval(mean, mean, mean, n=len(x), std=0.0)
+        return Interval(mean, math.nan, math.nan, n=len(x), std=0.0)
     lo, hi = sps.t.interval(confidence, df=len(x) - 1, loc=mean, scale=sps.sem(x))
     return Interval(mean, float(lo), float(hi), n=len(x), std=std)
 
@@ -91,13 +109,41 @@ def discordant(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
-    """Exact two-sided McNemar p-value from the discordant counts (statsmodels ``mcnemar``).
-
-    For several seeds pass the counts summed over seeds (stratified exact test, module doc).
+    """Exact two-sided McNemar p-value from the discordant counts of one seed (statsmodels
+    ``mcnemar``). Several seeds on the same examples: :func:`sign_flip_test`, not summed counts.
     """
     if only_a + only_b == 0:
         return 1.0
     return float(mcnemar([[0, only_a], [only_b, 0]], exact=True).pvalue)
+
+
+def sign_flip_test(a: Sequence[np.ndarray], b: Sequence[np.ndarray], n_resamples: int = 9999,
+                   seed: int = 0) -> float:
+    """Two-sided p-value of the example-level sign-flip permutation test (module doc).
+
+    ``a[s]``, ``b[s]``: bool flags of the two methods for seed ``s`` on the same examples in the
+    same order. The statistic is ``sum_j d_j`` with ``d_j = sum_s (a[s][j] - b[s][j])``;
+    examples with ``d_j = 0`` are left out (a sign flip does not change them). scipy's
+    ``permutation_test`` is exact when ``2**k <= n_resamples`` for the ``k`` non-zero ``d_j``,
+    else Monte-Carlo with ``rng=numpy.random.default_rng(seed)`` (deterministic); its Monte-
+    Carlo p-value counts the observed statistic (never 0).
+    """
+    if not len(a) or len(a) != len(b):
+        raise ValueError("sign_flip_test needs one flag row per seed for both methods")
+    if len({len(x) for x in (*a, *b)}) != 1:
+        raise ValueError("sign_flip_test: every seed must have the same examples")
+    d = np.sum([np.asarray(x, int) - np.asarray(y, int) for x, y in zip(a, b)], axis=0)
+    d = d[d != 0]
+    if len(d) < 2:  # 0 or 1 non-zero example: both sign flips are as extreme (scipy needs 2)
+        return 1.0
+
+    def total(x: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.sum(x, axis=axis)
+
+    res = sps.permutation_test((d,), total, permutation_type="samples", vectorized=True,
+                               n_resamples=n_resamples, alternative="two-sided", batch=1000,
+                               rng=np.random.default_rng(seed))
+    return float(min(1.0, res.pvalue))
 
 
 def paired_bootstrap(a: Sequence[np.ndarray], b: Sequence[np.ndarray], n_resamples: int = 9999,

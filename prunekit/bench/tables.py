@@ -14,9 +14,11 @@ import pandas as pd
 from prunekit.bench.stats import Interval
 
 __all__ = ["render", "fmt_acc", "fmt_diff", "fmt_p", "fmt_count", "fmt_pct", "fmt_ratio",
-           "MISSING"]
+           "MISSING", "WARN_MARK"]
 
 MISSING = "–"
+#: beside a method whose own summary warns (not converged, warnings), explained under the table
+WARN_MARK = "†"
 
 
 def _bad(x: float | None) -> bool:
@@ -97,7 +99,7 @@ def _text_column(col: pd.Series) -> bool:
 def _tex_escape(s: str) -> str:
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
                  ("#", r"\#"), ("±", r"$\pm$"), ("–", "--"), ("≈", r"$\approx$"),
-                 ("×", r"$\times$")):
+                 ("×", r"$\times$"), ("†", r"$\dagger$")):
         s = s.replace(a, b)
     return s
 
