@@ -148,8 +148,9 @@ def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.Da
         notes.append(f"Several models at one {_COST_AXES[axis]} cost, the most accurate shown: "
                      f"{', '.join(merged)}.")
     if missing:
-        notes.append(f"No measured {_COST_AXES[axis]} cost (for masked models the non-zero "
-                     f"count is the CSV's params_reduction, empty here): {', '.join(missing)}.")
+        notes.append(f"No measured {_COST_AXES[axis]} cost: {', '.join(missing)} (masked "
+                     f"models' non-zero parameters are the CSV's params_reduction, recorded "
+                     f"from results schema v2 on).")
     return pd.DataFrame(rows), " ".join(notes)
 
 
