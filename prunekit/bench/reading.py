@@ -134,7 +134,7 @@ def _peers(part: Sequence[Comparison], warned: Warnings) -> list[str]:
         if any(math.isnan(r) for r in _ratios(c)):
             continue
         for g in groups:
-            if all(_same(a / b) for a, b in zip(_ratios(c), _ratios(g[0]))):
+            if all(b > 0 and _same(a / b) for a, b in zip(_ratios(c), _ratios(g[0]))):
                 g.append(c)
                 break
         else:
