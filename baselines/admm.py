@@ -73,6 +73,7 @@ class ADMM(Pruner):
     """
 
     granularity = "weight"                     # of the default projection; per instance below
+    lossless_finalize = True                   # the hard prune should be near-lossless
     contract_tolerance = 0.005                 # per-layer exact counts: within 0.5 point
     contract_hparams = {"admm_interval": 1, "interval_unit": "step"}   # Z/U updates run
 

@@ -216,5 +216,8 @@ def test_bench_rows_record_target_summary_and_run_seed(tmp_path) -> None:
     assert [r["sparsity_target"] for r in rows] == ["macs", "macs"]
     s = [json.loads(r["method_summary"]) for r in rows]
     assert s[0]["init_seed"] != s[1]["init_seed"] and "reopened" in s[0]
+    # the pipeline's hard-prune probe (prunekit.pruning.hard_prune) is in every row
+    assert all(0.0 <= d["finalize_agreement"] <= 1.0 and d["finalize_logit_change"] >= 0.0
+               for d in s)
     run = json.loads((tmp_path / "runs" / rows[0]["run_id"] / "run.json").read_text())
     assert run["pruner"]["summary"] == s[0] and run["pruner"]["hparams"]["seed"] is None

@@ -63,6 +63,11 @@ class Pruner(abc.ABC):
     #: and checked by the contract tests.
     sparsity_target: ClassVar[str | None] = None
 
+    #: True for a method whose hard prune should leave the function (nearly) unchanged (ADMM:
+    #: the weights due for removal were driven to zero first). The pipeline measures the change
+    #: of every method (:mod:`prunekit.pruning.hard_prune`) and, for these, warns when it is not.
+    lossless_finalize: ClassVar[bool] = False
+
     # -- what the contract tests (tests/test_pruner_contract.py) check --------------------------
     #: allowed absolute error between the measured quantity and ``sparsity`` after finalize
     contract_tolerance: ClassVar[float] = 0.02

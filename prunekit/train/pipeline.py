@@ -21,6 +21,7 @@ from torch import nn
 from prunekit import checkpoint as ckpt
 from prunekit.config import ConfigError, RunConfig
 from prunekit.pruning.base import sparsity_target_of
+from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
 from prunekit.registry import PRUNERS
 from prunekit.sections import build_loss, build_model
 from prunekit.train.data import build_train_set
@@ -145,9 +146,13 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         records["prune"] = StageRecord.from_fit(res)
     else:
         records["prune"] = StageRecord(skipped=True)
+    probe = probe_inputs(train_set, dev)
+    before = probe_logits(model, probe)
     model = pruner.finalize(model).to(dev)
+    change = finalize_change(before, probe_logits(model, probe),
+                             lossless_claimed=type(pruner).lossless_finalize)
     pruner_info = {"name": cfg.method, "sparsity_target": sparsity_target_of(pruner),
-                   "hparams": pruner.hparams(), "summary": pruner.summary()}
+                   "hparams": pruner.hparams(), "summary": _merge_summary(pruner.summary(), change)}
     if pruner_info["summary"]:
         log.info("%s: %s", cfg.method, pruner_info["summary"])
 
@@ -176,6 +181,15 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
 
 
 # ------------------------------------------------------------------------------------------------
+def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    """The pruner's summary plus the hard-prune probe; ``warnings`` lists are concatenated."""
+    out = {**summary, **{k: v for k, v in change.items() if k != "warnings"}}
+    warns = list(summary.get("warnings") or []) + list(change.get("warnings") or [])
+    if warns:
+        out["warnings"] = warns
+    return out
+
+
 def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
                   loader: Any, dist: DistEnv, common: dict[str, Any],
                   example_inputs: torch.Tensor) -> PipelineResult:
