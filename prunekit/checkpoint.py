@@ -1,9 +1,10 @@
 """Safe checkpoints: atomic writes, ``torch.load(..., weights_only=True)`` only.
 
 * :func:`save` / :func:`load`: any tree of tensors, numbers, strings, lists, tuples and dicts.
-  :func:`save` writes a temporary file in the same folder, fsyncs it and ``os.replace``-s it onto
-  ``path``, so a kill never leaves a truncated checkpoint. :func:`load` refuses anything that
-  would need arbitrary unpickling (:class:`UnsafeCheckpointError`); nothing in such a file runs.
+  :func:`save` writes through :func:`prunekit.atomic.atomic_open` (temporary file, fsync,
+  ``os.replace``), so a kill never leaves a truncated checkpoint. :func:`load` refuses anything
+  that would need arbitrary unpickling (:class:`UnsafeCheckpointError`); nothing in such a file
+  runs.
 * :func:`save_model` / :func:`load_model`: a (possibly pruned) model as its builder spec
   (``model.prunekit_spec``), its ``state_dict`` and JSON metadata. Loading rebuilds the dense
   model from the spec and lets ``prunekit.pruning.rebuild`` shrink it / re-register weight masks
@@ -15,7 +16,6 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from prunekit.atomic import atomic_open
 from prunekit.errors import UserError, one_line
 
 __all__ = ["save", "load", "save_model", "load_model", "read_model_meta",
@@ -42,22 +43,8 @@ class UnsafeCheckpointError(CheckpointError):
 
 def save(path: PathLike, obj: Any) -> None:
     """Atomically write ``obj`` (tensors / plain containers) to ``path`` with ``torch.save``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb") as fh:
+        torch.save(obj, fh)
 
 
 def load(path: PathLike, map_location: str | torch.device | None = "cpu") -> Any:
@@ -216,15 +203,3 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist")
                                  else str(o)))
 
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

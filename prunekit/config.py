@@ -27,16 +27,13 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from prunekit.errors import UserError
+from prunekit.devices import DEVICE_FORMS, is_device_name
+from prunekit.errors import ConfigError
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
     "TrackConfig", "RunConfig", "load_yaml", "set_dotted",
 ]
-
-
-class ConfigError(UserError, ValueError):
-    """An invalid config field or value; the message is one line naming the field."""
 
 
 @dataclass
@@ -233,8 +230,8 @@ class RunConfig:
         """Value checks; raises :class:`ConfigError` naming the first bad field."""
         if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1) (fraction removed), got {self.sparsity}")
-        if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if not is_device_name(self.device):
+            raise ConfigError(f"device must be {DEVICE_FORMS}, got {self.device!r}")
         for sname in ("pretrain", "prune", "finetune"):
             st = getattr(self, sname)
             _check_stage(st, sname)

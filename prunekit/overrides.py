@@ -8,7 +8,8 @@ import copy
 import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
-from prunekit.config import ConfigError, set_dotted
+from prunekit.config import set_dotted
+from prunekit.errors import ConfigError
 
 __all__ = ["parse_assignment", "apply_overrides", "override_grid", "parse_only", "filter_runs"]
 

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import eval_mode
 from prunekit.losses.base import accuracy
 from prunekit.losses.pgd_at import PGDAT
+from prunekit.modes import eval_mode
 
 
 class SmoothPGDAT(PGDAT):

@@ -7,9 +7,8 @@ third-party attacks from the ``prunekit.attacks`` entry-point group.
 """
 from __future__ import annotations
 
-from prunekit.attacks.pgd import PGD, LossFn, eval_mode
-from prunekit.attacks.base import (NORMS, Attack, AttackMeta, AttackOutcome, model_device,
-                                   registered_names)
+from prunekit.attacks.pgd import PGD, LossFn
+from prunekit.attacks.base import NORMS, Attack, AttackMeta, AttackOutcome, registered_names
 from prunekit.attacks.parse import (AttackNameError, AttackSpec, build_attack, parse_attack,
                                     valid_forms)
 from prunekit.attacks.autoattack import AutoAttackRunner
@@ -18,9 +17,10 @@ from prunekit.attacks.pgd_attack import PGDAttack
 from prunekit.attacks.autoattack_family import (APGDCE, APGDDLR, APGDT, FAB, FABT,
                                                 AutoAttackFast, AutoAttackStandard,
                                                 OfficialAttack, Square)
+from prunekit.modes import eval_mode  # the mode context every attack runs in (public here too)
 
 __all__ = ["PGD", "LossFn", "eval_mode", "NORMS", "Attack", "AttackMeta", "AttackOutcome",
-           "model_device", "registered_names", "AttackNameError", "AttackSpec", "build_attack",
+           "registered_names", "AttackNameError", "AttackSpec", "build_attack",
            "parse_attack", "valid_forms", "AutoAttackRunner", "Ensemble", "reuse_plan",
            "PGDAttack", "OfficialAttack", "APGDCE", "APGDDLR", "APGDT", "FAB", "FABT", "Square",
            "AutoAttackStandard", "AutoAttackFast"]

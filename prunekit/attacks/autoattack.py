@@ -31,12 +31,13 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.base import AttackOutcome, model_device
-from prunekit.attacks.pgd import eval_mode
+from prunekit.attacks.base import AttackOutcome
 from prunekit.attacks.precision import strict_fp32
+from prunekit.devices import model_device
+from prunekit.modes import eval_mode
+from prunekit.seeding import preserve_rng
 
-__all__ = ["AutoAttackRunner", "capture_autoattack_messages", "preserve_rng", "AA_LOGGER",
-           "model_device"]
+__all__ = ["AutoAttackRunner", "capture_autoattack_messages", "AA_LOGGER"]
 
 log = logging.getLogger(__name__)
 AA_LOGGER = "auto-attack"
@@ -80,15 +81,6 @@ def capture_autoattack_messages() -> Iterator[list[str]]:
             else:
                 log.debug("autoattack: %s", msg)
         out.extend(line.strip() for line in buf.getvalue().splitlines() if line.strip())
-
-
-@contextlib.contextmanager
-def preserve_rng(device: torch.device) -> Iterator[None]:
-    """Save and restore the global CPU (and ``device``'s CUDA) RNG state."""
-    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
-        if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
 
 
 class AutoAttackRunner:

@@ -18,11 +18,12 @@ from typing import Any, ClassVar, Iterator, Literal
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import eval_mode
 from prunekit.attacks.precision import strict_fp32
+from prunekit.devices import model_device
+from prunekit.modes import eval_mode
 from prunekit.registry import ATTACKS
 
-__all__ = ["Attack", "AttackMeta", "AttackOutcome", "Box", "NORMS", "model_device",
+__all__ = ["Attack", "AttackMeta", "AttackOutcome", "Box", "NORMS",
            "count_gradient_forwards", "registered_names"]
 
 Box = Literal["white", "black", "mixed"]
@@ -104,15 +105,6 @@ class AttackOutcome:
         keep = hit.to(x.device).view(-1, *[1] * (x.dim() - 1))
         return AttackOutcome(robust=~hit, x_adv=torch.where(keep, self.x_adv, x),
                              grad_evals=sum(self.stage_grad_evals[:k]))
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (or buffer); CPU for a parameter-free model."""
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
-    return torch.device("cpu")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prunekit.attacks.base import Attack, AttackMeta, registered_names
-from prunekit.config import ConfigError
+from prunekit.errors import ConfigError
 from prunekit.registry import ATTACKS
 
 __all__ = ["AttackSpec", "AttackNameError", "parse_attack", "build_attack", "valid_forms",

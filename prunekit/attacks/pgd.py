@@ -8,32 +8,20 @@ Starts: ``"uniform"`` (U[-eps, eps], Madry / the evaluation protocol), ``"normal
 """
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator, Literal, Optional
+from typing import Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from prunekit.attacks.precision import attack_precision
+from prunekit.modes import eval_mode
 
-__all__ = ["PGD", "eval_mode", "LossFn"]
+__all__ = ["PGD", "LossFn"]
 
 #: per-example loss to ascend: ``loss_fn(logits, y) -> Tensor[B]``
 LossFn = Callable[[Tensor, Tensor], Tensor]
 Start = Optional[Literal["uniform", "normal"]]
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode and restore the caller's mode (per module) afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
 
 
 def _ce(logits: Tensor, y: Tensor) -> Tensor:

@@ -44,7 +44,7 @@ from prunekit.bench.examples import flag_row, same_examples
 from prunekit.bench.labels import WORST
 from prunekit.bench.stats import CONFIDENCE, Interval, discordant, holm, mcnemar_exact, \
     paired_bootstrap, sign_flip_test, t_interval
-from prunekit.config import ConfigError
+from prunekit.errors import ConfigError
 from prunekit.eval.examples import Examples
 
 __all__ = ["Comparison", "compare", "pick_reference", "REPLICATE_KEYS", "MCNEMAR", "SIGN_FLIP"]

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from prunekit.config import ConfigError, RunConfig, load_yaml, set_dotted
+from prunekit.config import RunConfig, load_yaml, set_dotted
+from prunekit.errors import ConfigError
 
 __all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard", "run_id_for",
            "resolve_data_root"]

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from prunekit.bench.grid import Grid, GridRun, expand
 from prunekit.bench.store import ResultsStore
-from prunekit.config import ConfigError
+from prunekit.errors import ConfigError
 from prunekit.overrides import filter_runs
 
 __all__ = ["LaunchSettings", "LAUNCHERS", "plan_tasks", "submit", "run_task", "parse_minutes"]

@@ -38,7 +38,7 @@ from prunekit.bench.reading import reading
 from prunekit.bench.stats import Interval
 from prunekit.bench.tables import (MISSING, WARN_MARK, fmt_acc, fmt_count, fmt_diff, fmt_p,
                                    fmt_pct, fmt_ratio, render)
-from prunekit.config import ConfigError
+from prunekit.errors import ConfigError
 
 __all__ = ["Report", "report", "load_results", "accuracy_table", "comparison_table",
            "equal_cost_table", "render", "summary_line", "DEFAULT_METRICS"]

@@ -28,7 +28,9 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 
 from prunekit.bench.grid import Grid, GridRun, expand, load_grid, resolve_data_root, shard_runs
 from prunekit.bench.store import COLUMNS, ResultsStore
-from prunekit.config import ConfigError, RunConfig
+from prunekit.config import RunConfig
+from prunekit.devices import model_device, select_device
+from prunekit.errors import ConfigError
 from prunekit.overrides import filter_runs
 from prunekit.paths import output_dir
 
@@ -95,15 +97,6 @@ def provenance() -> dict[str, str]:
             "torch_version": torch.__version__}
 
 
-def _resolve_device(cfg: RunConfig, override: str | None) -> str:
-    import torch
-
-    dev = override or cfg.device
-    if dev == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return dev
-
-
 def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                  device: str | None = None) -> dict[str, Any]:
     """The real run: ``run_pipeline`` -> ``measure`` -> ``RobustnessEvaluator.evaluate``."""
@@ -118,7 +111,7 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         meas = measure(res.model, res.example_inputs, dense=res.dense_model)
         rcfg = cfg.resolve(res.spec.eps)
         test_set = _test_set(rcfg)
-        dev = device or str(next(res.model.parameters()).device)
+        dev = device or str(model_device(res.model))
         ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
                                  n_examples=rcfg.eval.n_examples,
                                  batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
@@ -330,9 +323,10 @@ def _run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Pat
 
 
 def _safe_device(cfg: RunConfig, override: str | None) -> str:
+    """The device a failed run was meant for (as the name, if it cannot be resolved here)."""
     try:
-        return _resolve_device(cfg, override)
-    except Exception:  # noqa: BLE001
+        return str(select_device(override or cfg.device))
+    except ConfigError:
         return override or cfg.device
 
 

@@ -24,13 +24,13 @@ import io
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from filelock import FileLock
 
+from prunekit.atomic import atomic_open
 from prunekit.errors import UserError
 from prunekit.paths import is_writable_dir, output_dir
 
@@ -270,16 +270,7 @@ class ResultsStore:
 
     def _rewrite_unlocked(self, header: bytes, lines: list[bytes]) -> None:
         """Replace the file by ``header`` + ``lines`` (raw bytes, kept exactly) atomically."""
-        fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".csv", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(header.rstrip(b"\r\n") + b"\n" if header else self._header_line())
-                for raw in lines:
-                    fh.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with atomic_open(self.path, "wb") as fh:
+            fh.write(header.rstrip(b"\r\n") + b"\n" if header else self._header_line())
+            for raw in lines:
+                fh.write(raw if raw.endswith(b"\n") else raw + b"\n")

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 
+import torch
+
+from prunekit.devices import DEVICE_FORMS, is_device_name
+
 __all__ = ["positive_int", "finite_float", "n_examples", "device"]
 
 
@@ -47,13 +51,11 @@ def n_examples(text: str) -> int | None:
 def device(text: str) -> str:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` that exists on this machine."""
     name = text.strip()
+    if not is_device_name(name):
+        raise argparse.ArgumentTypeError(f"must be {DEVICE_FORMS}, got {text!r}")
     if name in ("auto", "cpu"):
         return name
-    head, _, index = name.partition(":")
-    if head != "cuda" or (index and not index.isdigit()):
-        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
-    import torch
-
+    index = name.partition(":")[2]
     if not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{name}: CUDA is not available on this machine; use "
                                          f"cpu (or auto)")

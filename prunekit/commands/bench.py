@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.bench.grid import load_grid, parse_shard
     from prunekit.bench.jobs import GridInterrupted
     from prunekit.bench.runner import run_grid
-    from prunekit.config import ConfigError
+    from prunekit.errors import ConfigError
     from prunekit.overrides import override_grid, parse_only
 
     grid = override_grid(load_grid(args.grid), args.overrides)

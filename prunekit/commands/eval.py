@@ -13,7 +13,7 @@ from typing import Any
 
 from prunekit.attacks.parse import valid_forms
 from prunekit.commands import _args
-from prunekit.config import ConfigError
+from prunekit.errors import ConfigError
 from prunekit.eval.evaluator import DEFAULT_ATTACKS
 
 

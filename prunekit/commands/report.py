@@ -39,7 +39,7 @@ def _is_report(csv: str) -> Callable[[Path], bool]:
 
 def run(args: argparse.Namespace) -> int:
     from prunekit.bench.report import report, summary_line
-    from prunekit.config import ConfigError
+    from prunekit.errors import ConfigError
     from prunekit.paths import output_dir, output_file
 
     if args.bootstrap < 100:

@@ -103,7 +103,7 @@ def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any
                                  n_examples=cfg.eval.n_examples,
                                  batch_size=cfg.eval.batch_size, seed=cfg.eval.seed)
     except ValueError as exc:
-        from prunekit.config import ConfigError
+        from prunekit.errors import ConfigError
 
         raise ConfigError(f"eval: {exc}") from None
     res = ev.evaluate(result.model, test_set)

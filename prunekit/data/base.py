@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from prunekit.atomic import atomic_open
 from prunekit.data.augment import Augment
 from prunekit.data.spec import DataSpec
 
@@ -144,12 +144,6 @@ def _decoded_cache(path: Path, samples: Sequence[tuple[str, int]], channels: int
             raise ValueError(f"{p} has shape {tuple(img.shape)}, expected {tuple(first.shape)}; "
                              f"pass size=... to resize")
         arr[i] = img.numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "wb") as f:
+        np.save(f, arr)
     return np.load(path, mmap_mode="r")

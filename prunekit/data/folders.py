@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from prunekit.atomic import atomic_write_json
 from prunekit.data.augment import Augment, resolve_augment
 from prunekit.data.base import FileImageDataset, load_image
 from prunekit.data.spec import EPS_8_255, DataNotFoundError, DataSpec, cache_dir
@@ -119,10 +120,7 @@ def _folder_stats(base: Path, classes: Sequence[str], samples: Sequence[tuple[st
                   for p in _images(train_dir / c)) or tuple(s[0] for s in samples)
     mean, std = _stats(paths, channels, size)
     if sidecar:
-        fd, tmp = tempfile.mkstemp(dir=base, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"mean": mean, "std": std}, f)
-        os.replace(tmp, side)
+        atomic_write_json(side, {"mean": mean, "std": std})
     return mean, std
 
 

@@ -21,16 +21,17 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.autoattack import preserve_rng
-from prunekit.attacks.base import Attack, AttackOutcome, model_device
+from prunekit.attacks.base import Attack, AttackOutcome
 from prunekit.attacks.ensemble import reuse_plan
 from prunekit.attacks.parse import AttackNameError, parse_attack
-from prunekit.attacks.pgd import eval_mode
 from prunekit.attacks.precision import strict_fp32
+from prunekit.devices import model_device
 from prunekit.eval import checks as C
 from prunekit.eval._data import is_shuffled, iter_batches
 from prunekit.eval.result import EvalResult
 from prunekit.eval.state import EvalState, flags_to_str, model_hash, str_to_flags, tensor_hash
+from prunekit.modes import eval_mode
+from prunekit.seeding import derive_seed, preserve_rng
 
 __all__ = ["RobustnessEvaluator", "DEFAULT_ATTACKS"]
 
@@ -134,8 +135,7 @@ class RobustnessEvaluator:
     def batch_seed(self, attack: str, batch: int) -> int:
         """The torch seed for one (attack, batch): independent of the order batches run in, so
         a resumed evaluation reproduces an uninterrupted one."""
-        h = hashlib.sha256(f"{self.seed}|{attack}|{batch}".encode()).digest()
-        return int.from_bytes(h[:8], "little") & (2 ** 63 - 1)
+        return derive_seed(self.seed, attack, batch, sep="|")
 
     def _target_device(self, model: nn.Module) -> torch.device:
         if str(self.device) == "auto":

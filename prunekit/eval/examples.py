@@ -13,16 +13,16 @@ and read with ``allow_pickle=False``: nothing in it is ever unpickled.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from prunekit.atomic import atomic_open
 
 __all__ = ["FORMAT", "KEYS", "META_KEYS", "Examples", "ExamplesError", "write_examples",
            "read_examples", "is_examples_file"]
@@ -109,19 +109,9 @@ def write_examples(path: str | os.PathLike, *, index: Any, names: Sequence[str],
     if missing:
         raise ExamplesError(f"{path}: meta lacks {', '.join(missing)}")
     text = json.dumps(meta, sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, index=index, names=np.array(names, dtype=np.str_),
-                                flags=flags, meta=np.array(text, dtype=np.str_))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, index=index, names=np.array(names, dtype=np.str_),
+                            flags=flags, meta=np.array(text, dtype=np.str_))
     return path
 
 

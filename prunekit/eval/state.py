@@ -8,18 +8,17 @@ with :class:`EvalStateError` before anything is evaluated or written: it is neve
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from prunekit.atomic import atomic_write_json
 from prunekit.paths import OutputPathError, output_file
 
 __all__ = ["EvalState", "EvalStateError", "check_state_path", "model_hash", "tensor_hash",
@@ -122,22 +121,10 @@ class EvalState:
         return rec
 
     def save(self) -> None:
-        """Write the state atomically (temp file in the same directory + ``os.replace``)."""
+        """Write the state atomically (:func:`prunekit.atomic.atomic_write_json`)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"version": VERSION, "fingerprint": self.fingerprint,
-                   "batches": {str(k): v for k, v in sorted(self.batches.items())}}
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp",
-                                   dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write_json(self.path, {
+            "version": VERSION, "fingerprint": self.fingerprint,
+            "batches": {str(k): v for k, v in sorted(self.batches.items())}})
 

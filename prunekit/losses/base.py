@@ -8,8 +8,9 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.pgd import PGD
 from prunekit.attacks.precision import attack_precision
+from prunekit.modes import eval_mode
 
 __all__ = ["AdvLoss", "official_start_attack", "fp32", "accuracy"]
 

@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.pgd import PGD
 from prunekit.losses.base import AdvLoss, _stats, fp32
+from prunekit.modes import eval_mode
 from prunekit.registry import LOSSES
 
 __all__ = ["PGDAT"]

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.pgd import PGD
 from prunekit.attacks.precision import attack_precision
 from prunekit.losses.base import AdvLoss, _stats, fp32, official_start_attack
+from prunekit.modes import eval_mode
 from prunekit.registry import LOSSES
 
 __all__ = ["TRADES", "trades_kl"]

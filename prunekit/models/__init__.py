@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from prunekit.models.common import Normalize, model_spec, scale_width
+from prunekit.models.common import Normalize, classifier_of, model_spec, scale_width
 from prunekit.models import vgg as vgg  # noqa: F401  (registers vgg11, vgg16, vgg-small)
 from prunekit.models import resnet as resnet  # noqa: F401  (registers resnet18, resnet-small)
 from prunekit.models import wrn as wrn  # noqa: F401  (registers wrn-16-4, wrn-28-4, wrn-34-10)
@@ -38,14 +38,3 @@ def build_from_spec(spec: Mapping[str, Any], allow_import: bool = False) -> nn.M
         import_model(name)
     return MODELS.build(name, **kw)
 
-
-def classifier_of(model: nn.Module) -> nn.Linear:
-    """The classifier: the last ``nn.Linear`` of ``model`` (named ``classifier`` in prunekit's
-    own models)."""
-    last = None
-    for m in model.modules():
-        if isinstance(m, nn.Linear):
-            last = m
-    if last is None:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier")
-    return last

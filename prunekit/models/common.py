@@ -1,4 +1,5 @@
-"""Shared model pieces: input normalisation, width rounding and the rebuild spec.
+"""Shared model pieces: input normalisation, width rounding, the rebuild spec, and the one
+definition of a model's stem (first ``nn.Conv2d``) and classifier (last ``nn.Linear``).
 
 Every prunekit model takes inputs in [0, 1]; its first child is :class:`Normalize`, so attacks,
 eps and clamping all live in pixel space (as in the TRADES / MART code, whose inputs are
@@ -12,7 +13,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Normalize", "scale_width", "set_spec", "model_spec"]
+__all__ = ["Normalize", "scale_width", "set_spec", "model_spec", "find_stem", "find_classifier",
+           "stem_and_classifier", "classifier_of"]
 
 
 class Normalize(nn.Module):
@@ -86,3 +88,34 @@ def model_spec(model: nn.Module) -> dict[str, Any]:
         raise ValueError(f"{type(model).__name__} has no prunekit_spec; build it with "
                          f"prunekit.MODELS.build(...)")
     return dict(spec)
+
+
+# -- the stem and the classifier (DESIGN.md conventions) --------------------------------------
+def find_stem(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    """``(name, module)`` of the stem: the first ``nn.Conv2d`` of ``model`` (None if none)."""
+    return next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
+
+
+def find_classifier(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """``(name, module)`` of the classifier: the last ``nn.Linear`` of ``model`` (None if none)."""
+    last = None
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            last = (n, m)
+    return last
+
+
+def stem_and_classifier(model: nn.Module) -> tuple[str, str]:
+    """Names of the stem (first ``nn.Conv2d``) and the classifier (last ``nn.Linear``), ``""``
+    for one the model does not have: what pruning leaves alone by default."""
+    stem, classifier = find_stem(model), find_classifier(model)
+    return (stem[0] if stem else ""), (classifier[0] if classifier else "")
+
+
+def classifier_of(model: nn.Module) -> nn.Linear:
+    """The classifier: the last ``nn.Linear`` of ``model`` (named ``classifier`` in prunekit's
+    own models)."""
+    found = find_classifier(model)
+    if found is None:
+        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier")
+    return found[1]

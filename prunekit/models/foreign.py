@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 from torch import Tensor, nn
 
-from prunekit.models.common import Normalize, set_spec
+from prunekit.models.common import Normalize, find_stem, set_spec
 from prunekit.registry import MODELS, OptionError, RegistryError, builder_params
 
 __all__ = ["ForeignModel", "wrap_factory", "import_model", "is_import_path", "torchvision_model"]
@@ -57,7 +57,7 @@ class ForeignModel(nn.Module):
 
 def _replace_stem(net: nn.Module, in_channels: int, name: str) -> None:
     """Swap the first conv for one taking ``in_channels`` inputs (if it takes another count)."""
-    first = next(((n, m) for n, m in net.named_modules() if isinstance(m, nn.Conv2d)), None)
+    first = find_stem(net)
     if first is None or first[1].in_channels == in_channels:
         return  # no conv (an MLP takes what its first layer takes) or nothing to adapt
     path, conv = first

@@ -27,11 +27,12 @@ must be called *after* ``attach``.
 from __future__ import annotations
 
 import abc
-import inspect
 from typing import Any, ClassVar, Iterable, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
+
+from prunekit.hparams import Hyperparameters
 
 __all__ = ["Pruner", "Granularity", "SPARSITY_TARGETS", "sparsity_target_of"]
 
@@ -41,7 +42,7 @@ SPARSITY_TARGETS = ("macs", "weights", "channels", "params", "none")
 _DEFAULT_TARGET = {"channel": "macs", "weight": "weights", "none": "none"}
 
 
-class Pruner(abc.ABC):
+class Pruner(Hyperparameters, abc.ABC):
     """Base class of every pruning method.
 
     Subclasses set :attr:`granularity`, validate their hyperparameters in ``__init__`` (raising
@@ -83,22 +84,11 @@ class Pruner(abc.ABC):
             raise TypeError(f"{cls.__name__}.sparsity_target must be one of "
                             f"{', '.join(SPARSITY_TARGETS)} or None, got {target!r}")
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "Pruner":
-        self = super().__new__(cls)
-        # the constructor arguments, as given (hparams() reads them, never the evolving state)
-        self._init_args = (args, dict(kwargs))
-        return self
-
     def __init__(self, sparsity: float, **hparams: Any) -> None:
-        if hparams:
-            raise TypeError(f"{type(self).__name__}: unknown hyperparameter(s) "
-                            f"{', '.join(sorted(hparams))}")
-        try:
-            sparsity = float(sparsity)
-        except (TypeError, ValueError):
-            raise ValueError(f"sparsity must be a number in [0, 1), got {sparsity!r}") from None
-        if not 0.0 <= sparsity < 1.0:
-            raise ValueError(f"sparsity must be in [0, 1) (fraction removed), got {sparsity}")
+        self._reject_unknown(hparams)
+        sparsity = self._number(sparsity, f"sparsity must be a number in [0, 1), got {sparsity!r}")
+        self._check(0.0 <= sparsity < 1.0,
+                    f"sparsity must be in [0, 1) (fraction removed), got {sparsity}")
         self.sparsity = sparsity
         self.model: nn.Module | None = None
 
@@ -154,31 +144,18 @@ class Pruner(abc.ABC):
         """The constructor's hyperparameters as given at construction, defaults filled in
         (``sparsity`` excluded; plain values only), for logs and provenance. Arguments a
         subclass forwards through ``**kwargs`` are resolved against the parent constructors."""
-        args, kwargs = getattr(self, "_init_args", ((), {}))
-        inits = [k.__dict__["__init__"] for k in type(self).__mro__
-                 if "__init__" in k.__dict__ and k is not object]
-        return {k: _plain(v) for k, v in _bind(inits, args, kwargs).items()}
+        return self.constructor_arguments(skip=("sparsity",))
 
     def summary(self) -> dict[str, Any]:
         """Method-specific facts about this run (JSON-serialisable), e.g. D2BC's calibration or
         ADMM's convergence diagnostic; filled in by ``finalize``. Default: ``{}``."""
         return {}
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
-        return f"{type(self).__name__}({args})"
-
     @classmethod
     def target_kind(cls) -> str:
         """What ``sparsity`` targets (:attr:`sparsity_target`, resolved from the granularity
         when not declared); :func:`sparsity_target_of` also reads an instance's own value."""
         return sparsity_target_of(cls)
-
-    @staticmethod
-    def _check(cond: bool, message: str) -> None:
-        """Raise ``ValueError(message)`` unless ``cond`` (one-line hyperparameter errors)."""
-        if not cond:
-            raise ValueError(message)
 
     @staticmethod
     def _params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
@@ -193,34 +170,3 @@ def sparsity_target_of(pruner: Any) -> str:
         return str(target)
     return _DEFAULT_TARGET.get(getattr(pruner, "granularity", "none"), "none")
 
-
-def _bind(inits: list[Any], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Named arguments of ``inits[0]`` bound to ``args``/``kwargs`` with defaults; its
-    ``**kwargs`` are bound the same way against the next constructors (``inits[1:]``)."""
-    if not inits:
-        return dict(kwargs)
-    try:
-        sig = inspect.signature(inits[0])
-        bound = sig.bind_partial(None, *args, **kwargs)
-    except (TypeError, ValueError):
-        return dict(kwargs)
-    bound.apply_defaults()
-    out: dict[str, Any] = {}
-    for name, value in list(bound.arguments.items())[1:]:
-        kind = sig.parameters[name].kind
-        if kind is inspect.Parameter.VAR_KEYWORD:
-            out = {**_bind(inits[1:], (), dict(value)), **out}
-        elif kind is not inspect.Parameter.VAR_POSITIONAL and name != "sparsity":
-            out[name] = value
-    return out
-
-
-def _plain(v: Any) -> Any:
-    """``v`` if it is a plain JSON value (or a list/dict of them), else its ``repr``."""
-    if isinstance(v, (int, float, str, bool, type(None))):
-        return v
-    if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
-    if isinstance(v, Mapping):
-        return {str(k): _plain(x) for k, x in v.items()}
-    return repr(v)

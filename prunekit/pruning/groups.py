@@ -22,7 +22,6 @@ it physically changes nothing (tests/test_compaction.py).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -30,7 +29,10 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
-__all__ = ["ChannelGroup", "ChannelGroups", "LayerInfo", "build_groups", "stem_and_classifier",
+from prunekit.models.common import stem_and_classifier
+from prunekit.modes import eval_mode
+
+__all__ = ["ChannelGroup", "ChannelGroups", "LayerInfo", "build_groups",
            "scatter_gate", "channel_norms"]
 
 _CONV_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -152,28 +154,6 @@ class ChannelGroups:
         return self.dg._module2name.get(module, "")
 
 
-def stem_and_classifier(model: nn.Module) -> tuple[str, str]:
-    """Names of the first ``nn.Conv2d`` (stem) and the last ``nn.Linear`` (classifier)."""
-    stem = next((n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), "")
-    classifier = ""
-    for n, m in model.named_modules():
-        if isinstance(m, nn.Linear):
-            classifier = n
-    return stem, classifier
-
-
-@contextlib.contextmanager
-def _frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode (no BN statistic updates) for tracing; restores every module's mode."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
 def _layer_infos(model: nn.Module, example_inputs: Tensor) -> dict[str, LayerInfo]:
     infos: dict[str, LayerInfo] = {}
     handles = []
@@ -195,7 +175,7 @@ def _layer_infos(model: nn.Module, example_inputs: Tensor) -> dict[str, LayerInf
         if isinstance(mod, _CONV_LINEAR):
             handles.append(mod.register_forward_hook(hook(name)))
     try:
-        with _frozen(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example_inputs[:1])
     finally:
         for h in handles:
@@ -223,7 +203,7 @@ def build_groups(model: nn.Module, example_inputs: Tensor, *, include_stem: bool
     for n in ignored_layers:
         if n not in named:
             raise ValueError(f"ignored layer {n!r} is not a module of the model")
-    with _frozen(model), torch.enable_grad():  # the graph traces through autograd
+    with eval_mode(model), torch.enable_grad():  # the graph traces through autograd
         dg = tp.DependencyGraph().build_dependency(model, example_inputs=example_inputs)
     layers = _layer_infos(model, example_inputs)
     out_fns = dg._out_channel_pruning_fn

@@ -24,8 +24,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from prunekit.attacks.pgd import eval_mode
 from prunekit.attacks.precision import strict_fp32
+from prunekit.modes import eval_mode
 
 __all__ = ["AGREEMENT_WARN", "PROBE_SIZE", "probe_inputs", "probe_logits", "finalize_change"]
 

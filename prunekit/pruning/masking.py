@@ -19,6 +19,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from prunekit.models.common import find_classifier, find_stem
+
 __all__ = ["WeightMask", "apply_weight_masks", "remove_weight_masks", "weight_masks",
            "topk_masks", "global_topk_masks", "prunable_layers"]
 
@@ -88,13 +90,11 @@ def prunable_layers(model: nn.Module, include_stem: bool = False,
     """The layers weight-level pruning and the sparsity accounting act on: every ``nn.Conv*``
     and ``nn.Linear`` except the first ``nn.Conv2d`` (stem) and the last ``nn.Linear``
     (classifier), unless asked (DESIGN.md conventions)."""
-    convlin = [(n, m) for n, m in model.named_modules()
-               if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear))]
-    stem = next((n for n, m in convlin if isinstance(m, nn.Conv2d)), None)
-    linears = [n for n, m in convlin if isinstance(m, nn.Linear)]
-    classifier = linears[-1] if linears else None
-    return {n: m for n, m in convlin
-            if (include_stem or n != stem) and (include_classifier or n != classifier)}
+    stem, classifier = find_stem(model), find_classifier(model)
+    skip = {found[0] for found, keep in ((stem, include_stem), (classifier, include_classifier))
+            if found is not None and not keep}
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)) and n not in skip}
 
 
 def topk_masks(scores: Mapping[str, Tensor], sparsity: float) -> dict[str, Tensor]:

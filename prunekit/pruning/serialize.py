@@ -20,8 +20,9 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
+from prunekit.models.common import stem_and_classifier
 from prunekit.pruning.compaction import remove_channels
-from prunekit.pruning.groups import build_groups, stem_and_classifier
+from prunekit.pruning.groups import build_groups
 from prunekit.pruning.masking import apply_weight_masks
 
 __all__ = ["rebuild", "shrink_to_state_dict", "export_structure"]

@@ -25,29 +25,24 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from prunekit.atomic import atomic_write_text
 from prunekit.data.splits import SpecSubset
+from prunekit.hparams import Hyperparameters
 from prunekit.registry import MODELS, SEARCHERS
+from prunekit.seeding import derive_seed_numpy
 
-__all__ = ["Searcher", "SearchResult", "derived_seed"]
+__all__ = ["Searcher", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
-
-
-def derived_seed(seed: int, *parts: int | str) -> int:
-    """A 63-bit seed that is a pure function of ``(seed, *parts)`` (NumPy's SeedSequence)."""
-    ints = [int(seed) % 2**63] + [int(p) if isinstance(p, int) else
-                                  int.from_bytes(str(p).encode()[:8].ljust(8, b"\0"), "little")
-                                  for p in parts]
-    return int(np.random.SeedSequence(ints).generate_state(1, np.uint64)[0]) & (2**63 - 1)
 
 
 @dataclass
@@ -63,7 +58,7 @@ class SearchResult:
     seconds: float = 0.0
 
 
-class Searcher(abc.ABC):
+class Searcher(Hyperparameters, abc.ABC):
     """Base class of every architecture-search method.
 
     Subclasses validate their hyperparameters in ``__init__`` (one-line ``ValueError`` naming the
@@ -87,15 +82,10 @@ class Searcher(abc.ABC):
     network: ClassVar[str] = "darts"
 
     def __init__(self, budget: float, **hparams: Any) -> None:
-        if hparams:
-            raise TypeError(f"{type(self).__name__}: unknown hyperparameter(s) "
-                            f"{', '.join(sorted(hparams))}")
-        try:
-            budget = float(budget)
-        except (TypeError, ValueError):
-            raise ValueError(f"budget must be a number of parameters, got {budget!r}") from None
-        if not budget >= 0 or budget == float("inf"):
-            raise ValueError(f"budget must be a finite number of parameters >= 0, got {budget:g}")
+        self._reject_unknown(hparams)
+        budget = self._number(budget, f"budget must be a number of parameters, got {budget!r}")
+        self._check(budget >= 0 and budget != float("inf"),
+                    f"budget must be a finite number of parameters >= 0, got {budget:g}")
         self.budget = budget
         self._result: SearchResult | None = None
 
@@ -187,10 +177,10 @@ class Searcher(abc.ABC):
                                             workdir=workdir, eps=eps, on_epoch_end=on_epoch_end)
             genotype = json.loads(json.dumps(genotype))  # plain JSON, as stored
             if done is not None:
-                _atomic_text(done, json.dumps({"genotype": genotype, "history": history},
+                atomic_write_text(done, json.dumps({"genotype": genotype, "history": history},
                                               indent=1))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derived_seed(seed, "final-init"))
+            torch.manual_seed(derive_seed_numpy(seed, "final-init"))
             model = self.build(genotype, spec)
         seconds = float(sum(r.get("seconds", 0.0) for r in history)) or time.perf_counter() - t0
         self._result = SearchResult(genotype=genotype, model=model,
@@ -214,7 +204,10 @@ class Searcher(abc.ABC):
                 "search_epochs": len(r.history), "search_seconds": round(r.seconds, 3)}
 
     def hparams(self) -> dict[str, Any]:
-        """Hyperparameters as plain values (for logs and provenance)."""
+        """The searcher's settings as resolved by its constructor, plain values only (for logs,
+        provenance and LRNAS's checkpoint fingerprint): its public attributes, unlike a
+        pruner's :meth:`constructor_arguments` (a searcher's attributes never evolve, and the
+        resolved form records e.g. LRNAS's ``score_batch_size`` default)."""
         out = {}
         for k, v in vars(self).items():
             if k.startswith("_"):
@@ -224,20 +217,3 @@ class Searcher(abc.ABC):
             if isinstance(v, (int, float, str, bool, type(None), list)):
                 out[k] = v
         return out
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.hparams().items())
-        return f"{type(self).__name__}({args})"
-
-    @staticmethod
-    def _check(cond: bool, message: str) -> None:
-        """Raise ``ValueError(message)`` unless ``cond`` (one-line hyperparameter errors)."""
-        if not cond:
-            raise ValueError(message)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

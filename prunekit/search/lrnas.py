@@ -43,14 +43,16 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from prunekit import checkpoint as ckpt
+from prunekit.atomic import atomic_write_text
 from prunekit.data.splits import make_loader
 from prunekit.registry import MODELS, SEARCHERS
-from prunekit.search.base import Searcher, derived_seed
+from prunekit.search.base import Searcher
 from prunekit.search.genotype import PRIMITIVES, Genotype, genotype_from
 from prunekit.search.network import count_params
 from prunekit.search.scoring import contribution_scores, update_alphas
 from prunekit.search.selection import greedy_select, placeholder_genotype
 from prunekit.search.supernet import SearchNetwork
+from prunekit.seeding import derive_seed_numpy
 
 __all__ = ["LRNAS"]
 
@@ -178,7 +180,7 @@ class LRNAS(Searcher):
                 log.info("lrnas: resumed the search from %s at epoch %d/%d", path, start,
                          self.epochs)
             for epoch in range(start, self.epochs):
-                torch.manual_seed(derived_seed(seed, "search-epoch", epoch))
+                torch.manual_seed(derive_seed_numpy(seed, "search-epoch", epoch))
                 rec = self.epoch(net, opt, train, valid, spec, seed, epoch, radius, prev, dev)
                 sched.step()
                 history.append(rec)
@@ -187,7 +189,8 @@ class LRNAS(Searcher):
                                    if isinstance(v, float)))
                 if path is not None:
                     ckpt.save(path, self._state(epoch + 1, net, opt, sched, prev, history))
-                    _write_jsonl(path.with_name("log.jsonl"), history)
+                    atomic_write_text(path.with_name("log.jsonl"),
+                                      "".join(json.dumps(r) + "\n" for r in history))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch)
             genotype = self.select(_alphas(net), spec)
@@ -198,7 +201,7 @@ class LRNAS(Searcher):
         """The seeded supernet (alphas ``1e-3 N(0, 1)``; channels_last on the CPU), its SGD
         optimizer, the cosine schedule and the initial momentum term ``prev`` (``1e-3 N(0, 1)``,
         official)."""
-        torch.manual_seed(derived_seed(seed, "supernet"))
+        torch.manual_seed(derive_seed_numpy(seed, "supernet"))
         net = SearchNetwork(C=self.C, layers=self.layers, num_classes=spec.num_classes,
                             in_channels=spec.in_channels, k=self.k, ops=self.ops,
                             mean=spec.mean, std=spec.std).to(dev)
@@ -223,7 +226,7 @@ class LRNAS(Searcher):
         loss_sum, hits, n = 0.0, 0, 0
         net.train()
         loader = make_loader(train, self.batch_size, shuffle=True,
-                             seed=derived_seed(seed, "search-loader", epoch))
+                             seed=derive_seed_numpy(seed, "search-loader", epoch))
         for x, y in loader:
             x, y = x.to(dev), y.to(dev)
             opt.zero_grad(set_to_none=True)
@@ -243,7 +246,7 @@ class LRNAS(Searcher):
                                "train_seconds": round(time.perf_counter() - t0, 3)}
         if epoch >= self.warmup_epochs:
             t1 = time.perf_counter()
-            gen = torch.Generator().manual_seed(derived_seed(seed, "score", epoch))
+            gen = torch.Generator().manual_seed(derive_seed_numpy(seed, "score", epoch))
             batches = [_batch(valid, self.score_batch_size, gen, dev) for _ in range(self.samples)]
             scores, base = contribution_scores(net, batches, eps, gen)
             prev.update(update_alphas(scores, prev, self.alpha_step, self.alpha_momentum))
@@ -297,8 +300,3 @@ def _batch(ds: Dataset, size: int, gen: torch.Generator,
     y = torch.as_tensor([int(it[1]) for it in items], device=dev)
     return x, y
 
-
-def _write_jsonl(path: Path, history: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
-    os.replace(tmp, path)

@@ -33,7 +33,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from prunekit.attacks.pgd import PGD, eval_mode
+from prunekit.attacks.pgd import PGD
+from prunekit.modes import eval_mode
 from prunekit.search.supernet import SearchNetwork
 
 __all__ = ["contribution_scores", "update_alphas", "zscore"]

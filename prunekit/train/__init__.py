@@ -1,10 +1,11 @@
 """Training: the one loop (:func:`fit`), the three-stage pipeline (:func:`run_pipeline`),
-optimizers / schedules, seeded loaders, device / seed / DDP helpers (docs/training.md)."""
+optimizers / schedules, seeded loaders, DDP helpers (docs/training.md)."""
 from __future__ import annotations
 
+from prunekit.devices import select_device  # public here too (docs/training.md)
+from prunekit.seeding import derive_seed, seed_everything  # public here too (docs/training.md)
 from prunekit.train.data import build_test_set, build_train_set
-from prunekit.train.env import DistEnv, derive_seed, dist_env, init_distributed, \
-    seed_everything, select_device
+from prunekit.train.env import DistEnv, dist_env, init_distributed
 from prunekit.train.loader import build_loader, set_loader_epoch
 from prunekit.train.loop import FitResult, NonFiniteLossError, NonFiniteWeightsError, fit, \
     progress_enabled

@@ -1,49 +1,18 @@
-"""Run environment: device selection, bf16 support, seeding, RNG state capture, torch.distributed
-setup."""
+"""Run environment: bf16 support and torch.distributed setup (device names:
+:mod:`prunekit.devices`; seeds and RNG state: :mod:`prunekit.seeding`)."""
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import platform
-import random
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
 
-from prunekit.config import ConfigError
-
-__all__ = ["select_device", "bf16_support", "resolve_amp", "derive_seed", "seed_everything", "rng_state", "set_rng_state",
-           "DistEnv", "dist_env", "init_distributed"]
+__all__ = ["bf16_support", "resolve_amp", "DistEnv", "dist_env", "init_distributed"]
 
 log = logging.getLogger(__name__)
-
-
-def select_device(name: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Under torchrun with CUDA, ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``.
-    """
-    if isinstance(name, torch.device):
-        return name
-    name = (name or "auto").strip()
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} requested but CUDA is not available; "
-                             f"use device: auto or cpu")
-        if name == "cuda":
-            return torch.device("cuda", local if int(os.environ.get("WORLD_SIZE", "1")) > 1
-                                else torch.cuda.current_device())
-        return torch.device(name)
-    raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
 
 
 def bf16_support(device: torch.device | str) -> tuple[bool, str]:
@@ -114,47 +83,6 @@ def resolve_amp(amp: bool, device: torch.device | str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _warn_once(kind: str, reason: str) -> None:
     log.warning("amp: %s; training in fp32 instead (set amp: false to silence this)", reason)
-
-
-def derive_seed(*parts: Any) -> int:
-    """A 63-bit seed that is a pure function of ``parts`` (e.g. ``(seed, stage, epoch, rank)``)."""
-    blob = "/".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & (2**63 - 1)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict[str, Any]:
-    """RNG states of torch (CPU, CUDA), NumPy and Python as tensors / plain values, so they
-    survive ``torch.load(weights_only=True)``."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    py = random.getstate()
-    state: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
-        "python": [py[0], list(py[1]), py[2]],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore :func:`rng_state` output."""
-    torch.set_rng_state(state["torch"].cpu())
-    n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached"]))
-    ver, internal, gauss = state["python"]
-    random.setstate((ver, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from prunekit.train.env import DistEnv, derive_seed
+from prunekit.seeding import derive_seed
+from prunekit.train.env import DistEnv
 
 __all__ = ["build_loader", "set_loader_epoch"]
 

@@ -17,9 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from prunekit import checkpoint as ckpt
+from prunekit.atomic import atomic_write_text
 from prunekit.attacks.precision import training_attack_autocast
-from prunekit.train.env import DistEnv, derive_seed, dist_env, resolve_amp, rng_state, \
-    seed_everything, set_rng_state
+from prunekit.devices import model_device
+from prunekit.modes import eval_mode
+from prunekit.seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from prunekit.train.env import DistEnv, dist_env, resolve_amp
 from prunekit.train.loader import set_loader_epoch
 
 __all__ = ["fit", "FitResult", "NonFiniteLossError", "NonFiniteWeightsError",
@@ -105,7 +108,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             optimizer settings and the first bad tensor in the message).
     """
     dist = dist if dist is not None else dist_env()
-    device = torch.device(device) if device is not None else _model_device(model)
+    device = torch.device(device) if device is not None else model_device(model)
     use_amp = resolve_amp(amp, device)
     autocast = dict(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp)
     if channels_last:
@@ -215,8 +218,6 @@ def check_finite_state(model: nn.Module, optimizer: torch.optim.Optimizer | None
     what = f"{len(bad)} of {len(named)} weight/buffer tensors are NaN or infinite (first: " \
            f"{bad[0]})" if bad else ""
     if not bad and inputs is not None:
-        from prunekit.attacks.pgd import eval_mode
-
         with torch.no_grad(), eval_mode(model):
             out = model(inputs)
         if not bool(torch.isfinite(out).all()):
@@ -236,12 +237,6 @@ def check_finite_state(model: nn.Module, optimizer: torch.optim.Optimizer | None
     stage = where.split(":", 1)[0]
     raise NonFiniteWeightsError(f"{where}: {what}{settings}; the {stage} stage diverged: "
                                 f"lower its learning rate ({stage}.lr)")
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def _bar(loader: Any, show: bool, desc: str) -> Any:
@@ -333,10 +328,6 @@ def _restore(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, sch
 
 def _write_jsonl(path: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite the whole log from the checkpointed history (atomic; consistent after resume)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
-        for rec in history:
-            fh.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                                 for k, v in rec.items()}) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(
+        json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in rec.items()}) + "\n" for rec in history))

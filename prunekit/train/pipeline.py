@@ -19,14 +19,17 @@ import torch
 from torch import nn
 
 from prunekit import checkpoint as ckpt
-from prunekit.config import ConfigError, RunConfig
+from prunekit.atomic import atomic_write_text
+from prunekit.config import RunConfig
+from prunekit.devices import select_device
+from prunekit.errors import ConfigError
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
 from prunekit.registry import PRUNERS
 from prunekit.sections import build_loss, build_model
+from prunekit.seeding import derive_seed, seed_everything
 from prunekit.train.data import build_train_set
-from prunekit.train.env import DistEnv, derive_seed, dist_env, init_distributed, \
-    seed_everything, select_device
+from prunekit.train.env import DistEnv, dist_env, init_distributed
 from prunekit.train.loader import build_loader
 from prunekit.train.loop import FitResult, fit
 from prunekit.train.optim import make_optimizer, make_scheduler
@@ -231,7 +234,7 @@ def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir:
             ckpt.save(pre_dir / "model.pt", {"state_dict": model.state_dict(),
                                              "pretrain_hash": cfg.pretrain_hash()})
             info = {**dataclasses.asdict(rec), "model_sha256": _sha256(pre_dir / "model.pt")}
-            _atomic_text(done, json.dumps(info, indent=1))
+            atomic_write_text(done, json.dumps(info, indent=1))
         return rec
 
 
@@ -340,7 +343,7 @@ def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
                               f"run.json: it is not a prunekit work directory and its files "
                               f"would be overwritten; use another --workdir")
     if dist.is_main and not marker.exists():
-        _atomic_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
+        atomic_write_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
                                         default=str))
     dist.barrier()
     try:
@@ -359,7 +362,7 @@ def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
     recs = {k: dataclasses.asdict(v) for k, v in records.items()}
     info = {"train_key": _train_key(cfg), "config": cfg.to_dict(), "records": recs,
             "train_seconds": train_seconds, "pruner": pruner_info or {}}
-    _atomic_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
+    atomic_write_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
     if getattr(model, "prunekit_spec", None) is not None:
         ckpt.save_model(workdir / "model.pt", model,
                         {"dataset": cfg.data.dataset, "dataset_options": cfg.data.options,
@@ -369,11 +372,5 @@ def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
                          "train_seconds": train_seconds, "records": recs},
                         input_shape=tuple(spec.input_shape))
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 

@@ -18,12 +18,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit.config import ConfigError, RunConfig
+from prunekit.config import RunConfig
+from prunekit.errors import ConfigError
 from prunekit.registry import SEARCHERS
 from prunekit.search.base import Searcher
 from prunekit.search.training import DropPathSchedule, WithAuxiliary, clip_gradients, \
     strip_auxiliary
-from prunekit.train.env import DistEnv, derive_seed
+from prunekit.seeding import derive_seed
+from prunekit.train.env import DistEnv
 from prunekit.train.loop import fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 

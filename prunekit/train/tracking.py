@@ -61,7 +61,7 @@ class TensorBoardTracker(Tracker):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from prunekit.config import ConfigError
+            from prunekit.errors import ConfigError
 
             raise ConfigError("track.tensorboard needs the tensorboard package: pip install "
                               "'prunekit[track]'") from None
@@ -95,7 +95,7 @@ class WandbTracker(Tracker):
         try:
             import wandb
         except ImportError:
-            from prunekit.config import ConfigError
+            from prunekit.errors import ConfigError
 
             raise ConfigError("track.wandb needs the wandb package: pip install "
                               "'prunekit[track]'") from None
