@@ -65,6 +65,10 @@ class ADMM(Pruner):
         converge_tol: warn at finalize when the relative residual or the surviving fraction of
             the pruned weights' norm exceeds this.
         include_stem / include_classifier: also prune the first conv / the last linear layer.
+        norm_affine: filter projection only: the removed channels' BatchNorm gamma / beta are
+            ADMM variables too, so the channel's output (not only its filter) goes to zero
+            (default True; the official code projects the conv weights only -- see
+            :mod:`baselines.admm_projections` for why that leaves the hard prune lossy).
 
     Example::
 
@@ -81,7 +85,7 @@ class ADMM(Pruner):
                  multi_rho: bool = True, rho_factor: float = 1.3, rho_max: float | None = None,
                  admm_interval: int = 20, interval_unit: str = "epoch", lr_reset: bool = False,
                  converge_tol: float = 0.1, include_stem: bool = False,
-                 include_classifier: bool = False) -> None:
+                 include_classifier: bool = False, norm_affine: bool = True) -> None:
         super().__init__(sparsity)
         self.projection = check_choice("projection", projection, tuple(PROJECTIONS))
         self._check(isinstance(rho, (int, float)) and rho > 0, f"rho must be > 0, got {rho!r}")
@@ -105,8 +109,9 @@ class ADMM(Pruner):
         self.lr_reset = bool(lr_reset)
         self.converge_tol = float(converge_tol)
         self.n_updates = 0
+        extra = {"norm_affine": bool(norm_affine)} if self.projection == "filter" else {}
         self._proj: Projection = PROJECTIONS[self.projection](
-            self.sparsity, bool(include_stem), bool(include_classifier))
+            self.sparsity, bool(include_stem), bool(include_classifier), **extra)
         self.granularity = self._proj.granularity          # type: ignore[misc]
         self.sparsity_target = self._proj.sparsity_target  # type: ignore[misc]
         self._weights: dict[str, Tensor] = {}

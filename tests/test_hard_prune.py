@@ -44,8 +44,10 @@ def test_admm_filter_converged_weights_but_bn_shift_is_flagged() -> None:
     torch.manual_seed(0)
     net = _Net().eval()
     x = torch.rand(64, 1, 10, 10)
-    p = PRUNERS.build("admm-filter", sparsity=0.5, admm_interval=1, interval_unit="step")
-    assert type(p).lossless_finalize
+    # the official variable set: conv weights only
+    p = PRUNERS.build("admm-filter", sparsity=0.5, admm_interval=1, interval_unit="step",
+                      norm_affine=False)
+    assert type(p).lossless_finalize and "bn1.bias" not in p._proj.setup(_Net(), x[:2])
     p.attach(net, x[:2])
     keep = p._proj.keep_masks({n: w.detach() for n, w in p._weights.items()})
     with torch.no_grad():     # W = proj(W): the filters due for removal are exactly zero
@@ -69,3 +71,33 @@ def test_probe_logits_restores_modes() -> None:
     net = _Net().train()
     probe_logits(net, torch.rand(4, 1, 10, 10))
     assert all(m.training for m in net.modules())
+
+
+def test_admm_filter_with_norm_affine_projects_the_channel_output() -> None:
+    """With norm_affine (default) gamma / beta of a removed channel are ADMM variables: at
+    W = proj(W) the removed channels output exactly zero, and the hard prune is lossless."""
+    torch.manual_seed(0)
+    net = _Net().eval()
+    with torch.no_grad():
+        for bn in (net.bn0, net.bn1):
+            bn.bias.uniform_(-1.0, 1.0)      # a non-trivial shift in every channel
+            bn.running_mean.uniform_(-0.5, 0.5)
+    x = torch.rand(64, 1, 10, 10)
+    p = PRUNERS.build("admm-filter", sparsity=0.5, admm_interval=1, interval_unit="step",
+                      include_stem=True)
+    p.attach(net, x[:2])
+    assert {"bn0.weight", "bn0.bias", "bn1.weight", "bn1.bias"} <= set(p._weights)
+    keep = p._proj.keep_masks({n: w.detach() for n, w in p._weights.items()})
+    assert keep["bn1.bias"].shape == (16,) and int(keep["bn1.bias"].sum()) < 16
+    row_keep = keep["conv1"].flatten()
+    assert torch.equal(row_keep, keep["bn1.weight"])          # one channel set per group
+    with torch.no_grad():
+        for name, w in p._weights.items():
+            w.mul_(keep[name].to(w.dtype).expand_as(w))
+        p.admm_update()
+    before = probe_logits(net, x)
+    small = p.finalize(net)
+    assert p.summary()["converged"] and p.summary()["rel_residual"] < 1e-6
+    d = finalize_change(before, probe_logits(small, x), lossless_claimed=True)
+    assert d["finalize_logit_change"] < 1e-5 and d["finalize_agreement"] == 1.0
+    assert "warnings" not in d

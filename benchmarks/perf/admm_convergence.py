@@ -84,8 +84,9 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else out / "cache"
     print(f"overrides: {' '.join(args.set) or '-'}")
     print("| method | loss | sparsity | rho | interval | unit | updates | rho final | "
-          "\\|\\|W-Z\\|\\|/\\|\\|W\\|\\| | pruned norm survived | converged | prune s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "\\|\\|W-Z\\|\\|/\\|\\|W\\|\\| | pruned norm survived | converged | "
+          "hard-prune agreement | prune s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg0 in admm_points(args.grid, args.methods, args.losses, args.sparsities):
         for rho, interval in itertools.product(args.rho, args.interval):
             settings = {k: v for k, v in (("rho", rho), ("admm_interval", interval),
@@ -102,7 +103,7 @@ def main() -> None:
                   f"{h['admm_interval']} | {h['interval_unit']} | {s['n_updates']} | "
                   f"{s['rho_final']:.3g} | {s['rel_residual']:.3f} | "
                   f"{s['pruned_norm_survived']:.3f} | {s['converged']} | "
-                  f"{res.records['prune'].seconds:.0f} |", flush=True)
+                  f"{s.get('finalize_agreement', float('nan')):.3f} | {res.records['prune'].seconds:.0f} |", flush=True)
             (out / "runs" / tag / "summary.json").write_text(json.dumps(
                 {"hparams": hp, "summary": s}, indent=1))
 

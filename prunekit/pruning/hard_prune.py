@@ -11,8 +11,9 @@ training images, eval mode, fp32):
 - ``finalize_logit_change``: ``||f_after(x) - f_before(x)||_F / ||f_before(x)||_F``;
 - ``finalize_agreement``: the fraction of probe images whose top-1 class did not change.
 
-One-shot methods (HYDRA, L1, random) change the function by design and are fine-tuned
-afterwards; a method that claims a near-lossless hard prune (:attr:`Pruner.lossless_finalize`,
+Methods that train with their mask already applied (HYDRA, L1, random channels) record 0 / 1.0
+(in a real run: the masked == compacted check); D2BC records what removing its sub-threshold
+gates changed (fine-tuning follows); a method that claims a near-lossless hard prune (:attr:`Pruner.lossless_finalize`,
 ADMM) gets a ``warnings`` entry in its summary when the agreement is below
 :data:`AGREEMENT_WARN`, and the report flags the row.
 """
