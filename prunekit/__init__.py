@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from prunekit._version import __version__
 from prunekit.registry import ATTACKS, DATASETS, LOSSES, MODELS, PRUNERS, SEARCHERS, Registry, \
     RegistryError
 

@@ -25,6 +25,10 @@ from torch import nn
 
 from prunekit.atomic import atomic_open
 from prunekit.errors import UserError, one_line
+from prunekit.models import build_from_spec
+from prunekit.paths import describe
+from prunekit.pruning import rebuild
+from prunekit.registry import OptionError, RegistryError
 
 __all__ = ["save", "load", "save_model", "load_model", "read_model_meta",
            "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
@@ -82,8 +86,6 @@ def _load_error(path: Path, exc: BaseException) -> CheckpointError:
             "which prunekit never does; only tensors and plain containers are loaded (save "
             "models with prunekit.checkpoint.save_model)")
     if not (is_zip or is_pickle):
-        from prunekit.paths import describe
-
         return CheckpointError(f"{path} is not a readable torch checkpoint: it is "
                                f"{describe(path)}; give a model file written by prunekit")
     return CheckpointError(f"{path} is not a readable torch checkpoint: it is truncated or "
@@ -145,14 +147,11 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
     process has not imported yet is imported only with ``allow_import=True`` (it runs that
     code). Anything that is not such a file is a one-line :class:`CheckpointError`.
     """
-    from prunekit.pruning import rebuild
-    from prunekit.registry import OptionError, RegistryError
-
     blob = _read_model(path, map_location)
     try:
         spec = json.loads(blob["spec"])
         meta = json.loads(blob["meta"])
-        dense = _build_from_spec(spec, allow_import)
+        dense = build_from_spec(spec, allow_import=allow_import)
         shape = blob.get("input_shape")
         example = torch.zeros(1, *shape) if shape else None
         model = rebuild(dense, blob["state_dict"], example)
@@ -168,19 +167,6 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
     if getattr(model, "prunekit_spec", None) is None:
         model.prunekit_spec = spec  # type: ignore[assignment]
     return model
-
-
-def _build_from_spec(spec: Any, allow_import: bool = False) -> nn.Module:
-    """Dense model from a builder spec (``{"name": ..., "kwargs": {...}}``)."""
-    import prunekit.models as models
-    from prunekit.registry import MODELS
-
-    helper = getattr(models, "build_from_spec", None)
-    if callable(helper):
-        return helper(spec, allow_import=allow_import)
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ValueError(f"unrecognised model spec {spec!r}")
-    return MODELS.build(spec["name"], **dict(spec.get("kwargs") or {}))
 
 
 def _read_model(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:

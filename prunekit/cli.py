@@ -15,6 +15,10 @@ import sys
 import typing
 from typing import Sequence
 
+from prunekit._version import __version__
+from prunekit.errors import UserError
+from prunekit.registry import OptionError, RegistryError
+
 __all__ = ["main"]
 
 COMMANDS = ("train", "eval", "bench", "report", "list")
@@ -29,8 +33,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunekit import __version__
-
     parser = _Parser(
         prog="prunekit",
         description="Adversarially robust pruning: train, prune, fine-tune, evaluate, tabulate.")
@@ -49,9 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from prunekit.errors import UserError
-    from prunekit.registry import OptionError, RegistryError
-
     try:
         return int(args.func(args) or 0)
     except (UserError, RegistryError, OptionError, OSError) as exc:

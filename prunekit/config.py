@@ -14,93 +14,34 @@ Method-specific settings live in a top-level section named after the pruner (``d
 ``hydra:``, ``admm:`` ...). Inside it, ``prune:`` and ``finetune:`` override the stage settings for
 that method (HYDRA fine-tunes at lr 0.01, ANAS-P at 1e-4) and every other key is a pruner
 hyperparameter passed to ``PRUNERS.build``. Only the section of the chosen ``method`` is used.
+
+This module holds :class:`RunConfig` (composition, method sections, stages, hashes,
+validation); the section dataclasses are in prunekit/config_types.py and the reading helpers
+(typed coercion, YAML, dotted keys, the digest) in prunekit/config_parse.py.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from prunekit.attacks.parse import parse_attack
+from prunekit.config_parse import (build_dataclass, check_finite_tree, check_stage, digest,
+                                   load_yaml, set_dotted)
+from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig, StageConfig,
+                                   TrackConfig)
 from prunekit.devices import DEVICE_FORMS, is_device_name
 from prunekit.errors import ConfigError
+from prunekit.registry import PRUNERS, SEARCHERS
+from prunekit.sections import SECTIONS, check_section
 
+# the sections (prunekit/config_types.py), the reading helpers (prunekit/config_parse.py) and
+# ConfigError (prunekit/errors.py) are public here too: ``from prunekit.config import X``
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
     "TrackConfig", "RunConfig", "load_yaml", "set_dotted",
 ]
-
-
-@dataclass
-class DataConfig:
-    dataset: str = "fashion_mnist"      #: name in ``prunekit.DATASETS``
-    root: str | None = None             #: data folder / archive (None: the dataset's default)
-    download: bool = False              #: passed to torchvision datasets
-    train_subset: int | None = None     #: seeded subset of the training set (None: all)
-    folds: int | None = None            #: K of K-fold cross-validation (None: no folds)
-    fold: int | None = None             #: k (0-based) -- trains on the other K-1 folds
-    augment: bool | None = None         #: None: the dataset's default (crop+flip for CIFAR-like)
-    batch_size: int = 128
-    num_workers: int = 0
-    #: the dataset builder's own options (every other key of ``data:``)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ModelConfig:
-    name: str = "vgg-small"             #: name in ``prunekit.MODELS``
-    width: float = 1.0                  #: channel-width multiplier
-    #: the model builder's own options (every other key of ``model:``)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class LossConfig:
-    name: str = "trades"                #: name in ``prunekit.LOSSES`` (pgd_at, trades, mart)
-    eps: float | None = None            #: L-inf radius; None: the dataset's default eps
-    step_size: float | None = None      #: None: eps / 4
-    steps: int = 10
-    beta: float = 6.0                   #: TRADES / MART regulariser weight (unused by pgd_at)
-    #: the loss builder's own options (every other key of ``loss:``)
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StageConfig:
-    epochs: int = 0
-    lr: float = 0.1
-    optimizer: str = "sgd"              #: sgd | adam
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 2e-4
-    schedule: str = "cosine"            #: cosine | multistep | constant
-    milestones: list[int] = field(default_factory=list)   #: epochs, for multistep
-    lr_gamma: float = 0.1               #: multistep factor (ANAS-P halves: 0.5)
-
-
-@dataclass
-class EvalConfig:
-    eps: float | None = None            #: None: the training loss's eps
-    attacks: list[str] = field(default_factory=lambda: ["pgd-50-10", "apgd-ce", "autoattack"])
-    n_examples: int | None = 1000       #: first N test examples (None: the whole test set)
-    batch_size: int = 256
-    seed: int = 0
-
-
-@dataclass
-class TrackConfig:
-    """Experiment tracking (prunekit.train.tracking); never part of a run's hash."""
-
-    tensorboard: bool = False           #: TensorBoard event files (torch.utils.tensorboard)
-    wandb: bool = False                 #: Weights & Biases
-    wandb_mode: str = "offline"         #: offline | online
-    wandb_project: str = "prunekit"
-    dir: str | None = None              #: None: <workdir>/tracking
 
 
 @dataclass
@@ -137,18 +78,19 @@ class RunConfig:
         methods = dict(d.pop("methods", {}) or {})
         for key in list(d):
             if key not in known:
-                if check_registries and (_is_pruner(key) or _is_searcher(key)):
+                if check_registries and (key in PRUNERS or key in SEARCHERS):
                     methods[key] = d.pop(key) or {}
                 else:
-                    hint = (f"; pruner sections: {', '.join(_pruner_names())}; searcher "
-                            f"sections: {', '.join(_searcher_names())}") if check_registries else ""
+                    hint = (f"; pruner sections: {', '.join(PRUNERS.names(aliases=True))}; "
+                            f"searcher sections: {', '.join(SEARCHERS.names(aliases=True))}"
+                            ) if check_registries else ""
                     raise ConfigError(f"unknown config field {key!r}; valid fields: "
                                       f"{', '.join(sorted(known - {'methods'}))}{hint}")
-        cfg = _build(cls, d, "")
+        cfg = build_dataclass(cls, d, "")
         for name, sec in methods.items():
             if not isinstance(sec, Mapping):
                 raise ConfigError(f"config field {name!r} must be a mapping of hyperparameters")
-            _check_finite_tree(sec, name)
+            check_finite_tree(sec, name)
         cfg.methods = {k: dict(v) for k, v in methods.items()}
         cfg.validate(check_registries=check_registries)
         return cfg
@@ -163,10 +105,8 @@ class RunConfig:
     def method_section(self) -> dict[str, Any]:
         """The chosen method's section (empty if none)."""
         sec = self.methods.get(self.method)
-        if sec is None and _is_pruner(self.method):
+        if sec is None and self.method in PRUNERS:
             # accept the canonical name when the config used an alias (or vice versa)
-            from prunekit.registry import PRUNERS
-
             canon = PRUNERS.canonical(self.method)
             for k, v in self.methods.items():
                 if k in PRUNERS and PRUNERS.canonical(k) == canon:
@@ -186,7 +126,7 @@ class RunConfig:
         if not over:
             return copy.deepcopy(base)
         merged = {**dataclasses.asdict(base), **over}
-        return _build(StageConfig, merged, f"{self.method}.{name}.")
+        return build_dataclass(StageConfig, merged, f"{self.method}.{name}.")
 
     @property
     def eps(self) -> float:
@@ -216,14 +156,14 @@ class RunConfig:
         return d
 
     def config_hash(self) -> str:
-        return _hash(self.resolved_for_hash())
+        return digest(self.resolved_for_hash())
 
     def pretrain_hash(self) -> str:
         """Key of the dense pretraining: shared by every method with the same value."""
         d = _asdict(self)
         keep = {k: d[k] for k in ("seed", "data", "model", "loss", "pretrain", "amp",
                                   "channels_last")}
-        return _hash(keep)
+        return digest(keep)
 
     # ---------------------------------------------------------------------------------------
     def validate(self, check_registries: bool = True) -> None:
@@ -234,7 +174,7 @@ class RunConfig:
             raise ConfigError(f"device must be {DEVICE_FORMS}, got {self.device!r}")
         for sname in ("pretrain", "prune", "finetune"):
             st = getattr(self, sname)
-            _check_stage(st, sname)
+            check_stage(st, sname)
         d = self.data
         if d.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {d.batch_size}")
@@ -265,9 +205,6 @@ class RunConfig:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
         if not check_registries:
             return
-        from prunekit.registry import PRUNERS, SEARCHERS
-        from prunekit.sections import SECTIONS, check_section
-
         for key in SECTIONS:
             try:
                 check_section(key, getattr(self, key))
@@ -283,13 +220,8 @@ class RunConfig:
                                   f"{', '.join(PRUNERS.names(aliases=True))}{searchers}")
         for sname in ("prune", "finetune"):
             self.stage(sname)  # validates the overrides
-        try:
-            from prunekit.attacks.parse import parse_attack
-
-            for a in self.eval.attacks:
-                parse_attack(a)
-        except ImportError:  # pragma: no cover - attacks package always present
-            pass
+        for a in self.eval.attacks:
+            parse_attack(a)
         # the pruner (or searcher: prunekit.search.Searcher.check_config) validates its own
         # hyperparameters (one-line errors)
         try:
@@ -301,112 +233,6 @@ class RunConfig:
             raise ConfigError(f"{self.method}: {exc}") from None
 
 
-def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
-    """Write ``value`` at ``a.b.c`` in a nested mapping, creating missing sections; a path
-    through a non-mapping is a :class:`ConfigError` naming it."""
-    parts = dotted.strip().split(".")
-    cur = d
-    for i, part in enumerate(parts[:-1]):
-        nxt = cur.get(part)
-        if nxt is None:
-            nxt = cur[part] = {}
-        elif not isinstance(nxt, dict):
-            raise ConfigError(f"cannot set {dotted!r}: {'.'.join(parts[:i + 1])!r} is not a section")
-        cur = nxt
-    cur[parts[-1]] = copy.deepcopy(value)
-
-
-def load_yaml(path: str) -> dict[str, Any]:
-    """Read a YAML mapping (safe loader)."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory; give a YAML file") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not a YAML text file (it holds binary data); give a YAML "
-                          f"file") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping")
-    return data
-
-
-# ------------------------------------------------------------------------------------------------
-def _check_stage(st: StageConfig, name: str) -> None:
-    if st.epochs < 0:
-        raise ConfigError(f"{name}.epochs must be >= 0, got {st.epochs}")
-    if st.lr < 0:
-        raise ConfigError(f"{name}.lr must be >= 0, got {st.lr}")
-    if st.schedule not in ("cosine", "multistep", "constant"):
-        raise ConfigError(f"{name}.schedule must be one of cosine, multistep, constant; "
-                          f"got {st.schedule!r}")
-    if st.optimizer not in ("sgd", "adam"):
-        raise ConfigError(f"{name}.optimizer must be one of sgd, adam; got {st.optimizer!r}")
-
-
-def _check_finite(value: Any, name: str) -> None:
-    """NaN and +-inf are refused in every numeric field (one line naming it)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config field {name!r} must be a finite number, got {value!r}")
-
-
-def _check_finite_tree(value: Any, name: str) -> None:
-    """:func:`_check_finite` through a free-form method section (nested mappings, lists)."""
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _check_finite_tree(v, f"{name}.{k}")
-    elif isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            _check_finite_tree(v, f"{name}[{i}]")
-    elif isinstance(value, str):  # "nan" / "1e400" in a hyperparameter would become non-finite
-        try:
-            _check_finite(float(value), name)
-        except ValueError as exc:
-            if isinstance(exc, ConfigError):
-                raise
-    else:
-        _check_finite(value, name)
-
-
-def _hash(d: Any) -> str:
-    blob = json.dumps(d, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _pruner_names() -> list[str]:
-    from prunekit.registry import PRUNERS
-
-    return PRUNERS.names(aliases=True)
-
-
-def _searcher_names() -> list[str]:
-    from prunekit.registry import SEARCHERS
-
-    return SEARCHERS.names(aliases=True)
-
-
-def _is_searcher(name: str) -> bool:
-    from prunekit.registry import SEARCHERS
-
-    return name in SEARCHERS
-
-
-def _is_pruner(name: str) -> bool:
-    try:
-        from prunekit.registry import PRUNERS
-    except ImportError:  # pragma: no cover
-        return False
-    return name in PRUNERS
-
-
 def _asdict(cfg: "RunConfig") -> dict[str, Any]:
     """``dataclasses.asdict`` with each section's options flattened into it (hash-stable: no
     options, no new key)."""
@@ -414,79 +240,3 @@ def _asdict(cfg: "RunConfig") -> dict[str, Any]:
     for key in ("data", "model", "loss"):
         d[key].update(d[key].pop("options"))
     return d
-
-
-def _build(cls: type, d: Mapping[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    if "options" in fields:  # a {name, **options} section: unknown keys are builder options
-        d = dict(d)
-        extra = {k: d.pop(k) for k in list(d) if k not in fields}
-        opts = d.pop("options", None) or {}
-        if not isinstance(opts, Mapping):
-            raise ConfigError(f"config field {prefix + 'options'!r} must be a mapping")
-        d["options"] = {**dict(opts), **extra}
-    for key, value in d.items():
-        if key not in fields or key == "methods":
-            valid = ", ".join(sorted(k for k in fields if k != "methods"))
-            raise ConfigError(f"unknown config field {prefix + str(key)!r}; valid fields: {valid}")
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
-    return cls(**kwargs)
-
-
-def _coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (int -> float allowed)."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config field {name!r} must be a mapping")
-        return _build(tp, value, name + ".")
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _coerce(value, a, name)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0]
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config field {name!r} must be a list, got {value!r}")
-        return [_coerce(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config field {name!r} must be a mapping")
-        # a section's free-form options are written as its own keys: model.options.x -> model.x
-        _check_finite_tree(value, name[:-len(".options")] if name.endswith(".options") else name)
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config field {name!r} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config field {name!r} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML reads 1e-4 as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config field {name!r} must be a number, got {value!r}")
-        _check_finite(value, name)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config field {name!r} must be a string, got {value!r}")
-        return value
-    _check_finite_tree(value, name)
-    return value

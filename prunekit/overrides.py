@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from prunekit.config import set_dotted
 from prunekit.errors import ConfigError
+from prunekit.registry import PRUNERS
 
 __all__ = ["parse_assignment", "apply_overrides", "override_grid", "parse_only", "filter_runs"]
 
@@ -74,8 +75,6 @@ def _get(d: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
 
 def _same(key: str, have: Any, want: Any) -> bool:
     if key == "method" and isinstance(have, str) and isinstance(want, str):
-        from prunekit.registry import PRUNERS
-
         if have in PRUNERS and want in PRUNERS:
             return PRUNERS.canonical(have) == PRUNERS.canonical(want)
     if isinstance(have, (int, float)) and isinstance(want, (int, float)) \

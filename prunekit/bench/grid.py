@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from prunekit.config import RunConfig, load_yaml, set_dotted
 from prunekit.errors import ConfigError
+from prunekit.registry import PRUNERS
 
 __all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard", "run_id_for",
            "resolve_data_root"]
@@ -254,8 +255,6 @@ _CONFIG_FIELDS = frozenset(f.name for f in dataclasses.fields(RunConfig))
 
 def _variant(cfg: RunConfig, point: Mapping[str, Any], varying: set[str]) -> str:
     """The point's other axis values that apply to this config's method ("" if none)."""
-    from prunekit.registry import PRUNERS
-
     parts = []
     for key, value in point.items():
         if key not in varying or key in TABLE_AXES:

@@ -27,9 +27,11 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import torch
 from filelock import FileLock, Timeout
 
 from prunekit.bench.grid import Grid, GridRun
+from prunekit.bench.one_run import GridSummary, resolve_run_fn, run_one
 from prunekit.bench.store import ResultsStore
 
 __all__ = ["run_parallel", "GridInterrupted", "interrupted_message"]
@@ -136,10 +138,6 @@ def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
     interrupted)."""
     os.environ["PRUNEKIT_PROGRESS"] = "0"  # N progress bars on one terminal are unreadable
     logging.basicConfig(level=log_level, format=f"%(levelname)s [job {k}] %(name)s: %(message)s")
-    import torch
-
-    from prunekit.bench.runner import GridSummary, _run_one, resolve_run_fn
-
     torch.set_num_threads(threads)
     out_dir, cache_dir = Path(out), Path(cache)
     store = ResultsStore(out_dir / "results.csv")
@@ -158,7 +156,7 @@ def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
             run, lock = claim
             done += 1
             try:
-                _run_one(run, done, len(runs), grid, out_dir, cache_dir, fn, device, store,
+                run_one(run, done, len(runs), grid, out_dir, cache_dir, fn, device, store,
                          local, say)
             finally:
                 lock.release()

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from prunekit.bench.grid import Grid, GridRun, expand
+from prunekit.bench.runner import run_grid
 from prunekit.bench.store import ResultsStore
 from prunekit.errors import ConfigError
 from prunekit.overrides import filter_runs
@@ -164,8 +165,6 @@ def submit(grid: Grid, out_dir: str | Path, launcher: str, settings: LaunchSetti
 def run_task(grid: Grid, out_dir: str, run_ids: list[str], cache_dir: str | None,
              device: str | None, threads: int | None, run_fn: str | None) -> dict[str, Any]:
     """One array task: ``run_grid`` on its runs; returns what it did (submitit pickles it)."""
-    from prunekit.bench.runner import run_grid
-
     if threads:
         import torch
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.commands import _args
+from prunekit.errors import ConfigError
+from prunekit.overrides import override_grid, parse_only
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,11 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: prunekit.bench loads pandas, scipy and statsmodels (its report), which every
+    # other subcommand would pay for at start-up (the CLI imports all subcommand modules)
     from prunekit.bench.grid import load_grid, parse_shard
     from prunekit.bench.jobs import GridInterrupted
     from prunekit.bench.runner import run_grid
-    from prunekit.errors import ConfigError
-    from prunekit.overrides import override_grid, parse_only
 
     grid = override_grid(load_grid(args.grid), args.overrides)
     only = parse_only(args.only)
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:
     show = grid.bench.get("table", True) and not args.no_table
     if show and csv_path.exists():
-        from prunekit.bench.report import report
+        from prunekit.bench.report import report  # deferred: as in run()
 
         print()
         print(report(csv_path, fmt=grid.bench.get("format", "md")).text, end="")
@@ -112,7 +114,7 @@ def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:
 
 def _launch(args: argparse.Namespace, grid: Any, only: dict[str, list[Any]]) -> int:
     """``--launcher slurm|submitit-local``: submit the unfinished runs as array tasks."""
-    from prunekit.bench.launch import LaunchSettings, plan_tasks, submit
+    from prunekit.bench.launch import LaunchSettings, plan_tasks, submit  # deferred: as in run()
 
     flags = {"partition": args.partition, "gpus": args.gpus, "cpus": args.cpus,
              "time": args.time, "mem": args.mem, "array_parallelism": args.array_parallelism,

@@ -11,10 +11,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prunekit.attacks.parse import valid_forms
+import prunekit
+from prunekit.attacks.parse import parse_attack, valid_forms
+from prunekit.checkpoint import load_model
 from prunekit.commands import _args
 from prunekit.errors import ConfigError
+from prunekit.eval import RobustnessEvaluator
 from prunekit.eval.evaluator import DEFAULT_ATTACKS
+from prunekit.eval.examples import is_examples_file
+from prunekit.eval.state import check_state_path
+from prunekit.paths import output_file
+from prunekit.registry import DATASETS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,8 +58,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _load(path: str, device: str, allow_import: bool = False) -> tuple[Any, dict[str, Any]]:
-    from prunekit.checkpoint import load_model
-
     if not Path(path).exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     model = load_model(path, map_location="cpu" if device == "auto" else device,
@@ -92,24 +97,17 @@ def _check_input_shape(path: str, model: Any, dataset: str, spec: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    import prunekit
-    from prunekit.eval import RobustnessEvaluator
-    from prunekit.registry import DATASETS
-
     attacks = tuple(a for item in (args.attacks or DEFAULT_ATTACKS)
                     for a in item.replace(",", " ").split() if a)
-    from prunekit.attacks.parse import parse_attack
-
     for a in attacks:  # fail on a bad name before loading anything
         parse_attack(a)
     # outputs are checked before anything is evaluated: nothing is overwritten, no work is lost
     if args.examples:
         _check_examples_target(args.examples)
     if args.state:
-        from prunekit.eval.state import check_state_path
-
         check_state_path(args.state, "--state")
     if args.csv:
+        # deferred: prunekit.bench loads pandas, scipy and statsmodels (only --csv needs it)
         from prunekit.bench.store import ResultsStore
 
         ResultsStore(args.csv).check_appendable()
@@ -167,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                                                    os.path.dirname(os.path.abspath(args.csv)))
                                    ).as_posix()
     if args.csv:
-        from prunekit.bench.store import COLUMNS, ResultsStore
+        from prunekit.bench.store import COLUMNS, ResultsStore  # deferred: as above
 
         written = ResultsStore(args.csv).append({k: v for k, v in row.items() if k in COLUMNS})
         print(f"{'appended' if written else 'already present (not written)'}: "
@@ -177,9 +175,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_examples_target(path: str) -> None:
     """Refuse to overwrite anything but a per-example file (a one-line error)."""
-    from prunekit.eval.examples import is_examples_file
-    from prunekit.paths import output_file
-
     output_file(path, "--examples", "a prunekit per-example file", is_examples_file)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import prunekit
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered models, datasets, losses, pruners, "
@@ -12,8 +14,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import prunekit
-
     for title, reg in (("models", prunekit.MODELS), ("datasets", prunekit.DATASETS),
                        ("losses", prunekit.LOSSES), ("pruners", prunekit.PRUNERS),
                        ("searchers", prunekit.SEARCHERS), ("attacks", prunekit.ATTACKS)):

@@ -6,6 +6,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from prunekit.errors import ConfigError
+from prunekit.paths import describe, output_dir, output_file
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables (Markdown/LaTeX) and plots from a results.csv")
@@ -30,17 +33,13 @@ def _is_report(csv: str) -> Callable[[Path], bool]:
     """An existing ``--out`` file may be replaced only by a report: it must be text, not the
     input CSV, and not any other results CSV or data file."""
     def check(path: Path) -> bool:
-        from prunekit.paths import describe
-
         same = Path(csv).exists() and path.resolve() == Path(csv).resolve()
         return not same and describe(path) == "a text file"
     return check
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.bench.report import report, summary_line
-    from prunekit.errors import ConfigError
-    from prunekit.paths import output_dir, output_file
+    from prunekit.bench.report import report, summary_line  # deferred: pandas/scipy (report)
 
     if args.bootstrap < 100:
         raise ConfigError(f"--bootstrap must be >= 100, got {args.bootstrap}")

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.commands import _args
+from prunekit.config import RunConfig, load_yaml
+from prunekit.errors import ConfigError
+from prunekit.eval import RobustnessEvaluator
 from prunekit.overrides import apply_overrides
+from prunekit.paths import output_dir
+from prunekit.train import NonFiniteLossError, build_test_set, dist_env, run_pipeline
+from prunekit.train.tracking import open_tracker
 
 __all__ = ["add_parser", "run", "apply_overrides"]
 
@@ -41,17 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.config import RunConfig, load_yaml
-
     cfg = RunConfig.from_dict(apply_overrides(load_yaml(args.config), args.overrides))
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    from prunekit.paths import output_dir
-    from prunekit.train import dist_env
-    from prunekit.train.tracking import open_tracker
-
     workdir = output_dir(args.workdir or Path("runs") / cfg.name, "--workdir")
     if args.cache:
         output_dir(args.cache, "--cache")
@@ -60,8 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(cfg: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> int:
-    from prunekit.train import NonFiniteLossError, dist_env, run_pipeline
-
     try:
         result = run_pipeline(cfg, workdir, cache_dir=args.cache, device=args.device,
                               progress=False if args.no_progress else None, tracker=tracker)
@@ -89,13 +87,6 @@ def _train(cfg: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> i
 
 
 def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> None:
-    try:
-        from prunekit.eval import RobustnessEvaluator
-    except ImportError:  # pragma: no cover - evaluator not installed
-        print("  (no evaluator available: skipping evaluation)")
-        return
-    from prunekit.train import build_test_set
-
     cfg = result.cfg
     test_set = build_test_set(cfg)
     try:
@@ -103,8 +94,6 @@ def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any
                                  n_examples=cfg.eval.n_examples,
                                  batch_size=cfg.eval.batch_size, seed=cfg.eval.seed)
     except ValueError as exc:
-        from prunekit.errors import ConfigError
-
         raise ConfigError(f"eval: {exc}") from None
     res = ev.evaluate(result.model, test_set)
     print(f"evaluation: {cfg.data.dataset} test, first {res.n_examples} examples, "

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from prunekit._version import __version__
 from prunekit.attacks.base import Attack, AttackOutcome
 from prunekit.attacks.ensemble import reuse_plan
 from prunekit.attacks.parse import AttackNameError, parse_attack
@@ -122,8 +123,6 @@ class RobustnessEvaluator:
     def fingerprint(self, model: nn.Module) -> str:
         """What a stored batch result depends on besides the batch data."""
         import pyautoattack
-
-        from prunekit import __version__
 
         key = {"model": model_hash(model), "eps": self.eps, "norm": self.norm,
                "attacks": [repr(a) for a in self.attack_list], "reuse": self.reuse,

@@ -5,6 +5,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from prunekit.data import kfold, subset
 from prunekit.sections import build_dataset
 
 __all__ = ["build_train_set", "build_test_set"]
@@ -21,12 +22,8 @@ def build_train_set(cfg: Any) -> tuple[Dataset, Any]:
     ds = _build(cfg, "train", d.augment)
     spec = ds.spec
     if d.folds is not None:
-        from prunekit.data import kfold
-
         ds, _ = kfold(ds, d.fold, d.folds, cfg.seed)
     if d.train_subset is not None and d.train_subset < len(ds):
-        from prunekit.data import subset
-
         ds = subset(ds, d.train_subset, cfg.seed)
     return ds, spec
 

@@ -21,6 +21,7 @@ from torch import nn
 from prunekit import checkpoint as ckpt
 from prunekit.atomic import atomic_write_text
 from prunekit.config import RunConfig
+from prunekit.config_parse import digest
 from prunekit.devices import select_device
 from prunekit.errors import ConfigError
 from prunekit.pruning.base import sparsity_target_of
@@ -31,7 +32,7 @@ from prunekit.seeding import derive_seed, seed_everything
 from prunekit.train.data import build_train_set
 from prunekit.train.env import DistEnv, dist_env, init_distributed
 from prunekit.train.loader import build_loader
-from prunekit.train.loop import FitResult, fit
+from prunekit.train.loop import FitResult, NonFiniteWeightsError, check_finite_state, fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.search_stage import is_searcher, run_search_stages
 from prunekit.train.tracking import open_tracker
@@ -243,8 +244,6 @@ def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageReco
     readable, ``model.pt`` present, matching the SHA-256 recorded in ``done.json``, loadable, of
     this ``pretrain_hash``, fitting the model and finite. A broken entry logs why and returns
     None: it is rebuilt (from its intact epoch checkpoint, else by training again)."""
-    from prunekit.train.loop import NonFiniteWeightsError, check_finite_state
-
     names = {f.name for f in dataclasses.fields(StageRecord)}
     weights = pre_dir / "model.pt"
     try:
@@ -323,9 +322,7 @@ def _train_key(cfg: RunConfig) -> str:
     d = cfg.resolved_for_hash()
     d.pop("eval", None)
     d.pop("device", None)
-    from prunekit.config import _hash
-
-    return _hash(d)
+    return digest(d)
 
 
 def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:

@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
+from prunekit.errors import ConfigError
+
 __all__ = ["Tracker", "NullTracker", "TensorBoardTracker", "WandbTracker", "open_tracker"]
 
 log = logging.getLogger(__name__)
@@ -61,8 +63,6 @@ class TensorBoardTracker(Tracker):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from prunekit.errors import ConfigError
-
             raise ConfigError("track.tensorboard needs the tensorboard package: pip install "
                               "'prunekit[track]'") from None
         self.log_dir = Path(log_dir)
@@ -95,8 +95,6 @@ class WandbTracker(Tracker):
         try:
             import wandb
         except ImportError:
-            from prunekit.errors import ConfigError
-
             raise ConfigError("track.wandb needs the wandb package: pip install "
                               "'prunekit[track]'") from None
         Path(dir).mkdir(parents=True, exist_ok=True)
