@@ -20,7 +20,8 @@ from prunekit.registry import PRUNERS
 from report_fixtures import add_run
 
 ROOT = Path(__file__).resolve().parents[1]
-FMNIST = ROOT / "benchmarks" / "results" / "fmnist" / "results.csv"
+#: the first fmnist grid run (results schema v1: 35 columns, no per-example files), kept as a fixture
+FMNIST_V1 = ROOT / "tests" / "data" / "fmnist-results-v1.csv"
 
 
 def _row(run_id: str, method: str, loss: str, sp: float, seed: int, aa: float, **kw) -> dict:
@@ -109,8 +110,8 @@ def test_report_cli(csv_path: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_old_schema_csv_reads_with_wilson_intervals() -> None:
-    """benchmarks/results/fmnist/results.csv (35 columns, no per-example files)."""
-    rep = report(FMNIST)
+    """The first published fmnist CSV (35 columns, no per-example files)."""
+    rep = report(FMNIST_V1)
     assert rep.n_ok == 20
     assert not any(c.paired for c in rep.comparisons["fashion_mnist:vgg-small:0.1"])
     assert "Paired comparisons against dense: unavailable" in rep.text
