@@ -23,7 +23,7 @@ def current() -> dict[str, Any]:
     and config file under benchmarks/."""
     from prunekit.bench.grid import expand
     from prunekit.config import RunConfig, load_yaml
-    from prunekit.train.pipeline import _train_key
+    from prunekit.train.workdir import train_key as _train_key
 
     out: dict[str, Any] = {}
     for path in sorted((ROOT / "benchmarks" / "grids").glob("*.yaml")):

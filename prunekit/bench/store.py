@@ -49,9 +49,14 @@ SCHEMA: tuple[str, ...] = (
 EXTRA_COLUMNS: tuple[str, ...] = (
     "checks", "attacks", "variant", "pretrain_hash", "grid", "finished_at",
     "sparsity_target", "params_reduction", "robust_acc", "examples", "method_summary",
+    # schema v3 (docs/results-schema.md)
+    "nonzero_params", "train_epochs", "train_passes", "train_cpu_s", "certified_acc", "plugins",
 )
 #: extras of the first released schema (files with this header are still read, never appended to)
 _V1_COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS[:6]
+#: the second schema (prunekit 0.2): read, never appended to
+_V2_COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS[:11]
+_OLD_HEADERS = {_V1_COLUMNS: "v1", _V2_COLUMNS: "v2"}
 COLUMNS: tuple[str, ...] = SCHEMA + EXTRA_COLUMNS
 
 STATUSES = ("ok", "failed")
@@ -143,10 +148,11 @@ class ResultsStore:
                            f"written by prunekit bench or prunekit eval --csv")
 
     def _check_header(self, header: list[str], reading: bool = False) -> None:
-        if tuple(header) == COLUMNS or (reading and tuple(header) == _V1_COLUMNS):
+        if tuple(header) == COLUMNS or (reading and tuple(header) in _OLD_HEADERS):
             return
-        if tuple(header) == _V1_COLUMNS:
-            raise SchemaError(f"{self.path} has the old v1 header (docs/results-schema.md): it "
+        if tuple(header) in _OLD_HEADERS:
+            raise SchemaError(f"{self.path} has the old {_OLD_HEADERS[tuple(header)]} header "
+                              f"(docs/results-schema.md): it "
                               f"is read but never appended to; write to a new file (another "
                               f"--csv, or a new bench --out directory)")
         if reading:

@@ -6,9 +6,6 @@ pretraining is cached under ``cfg.pretrain_hash()`` and shared by every method u
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -18,12 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunekit import checkpoint as ckpt
-from prunekit.atomic import atomic_write_text
 from prunekit.config import RunConfig
-from prunekit.config_parse import digest
 from prunekit.devices import select_device
-from prunekit.errors import ConfigError
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
 from prunekit.registry import PRUNERS
@@ -32,30 +25,17 @@ from prunekit.seeding import derive_seed, seed_everything
 from prunekit.train.data import build_train_set
 from prunekit.train.env import DistEnv, dist_env, init_distributed
 from prunekit.train.loader import build_loader
-from prunekit.train.loop import FitResult, NonFiniteWeightsError, check_finite_state, fit
+from prunekit.train.loop import fit
 from prunekit.train.optim import make_optimizer, make_scheduler
+from prunekit.train.pretrain_stage import pretrain_stage
 from prunekit.train.search_stage import is_searcher, run_search_stages
+from prunekit.train.records import StageRecord
 from prunekit.train.tracking import open_tracker
+from prunekit.train.workdir import claim_workdir, save_final
 
 __all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class StageRecord:
-    """One stage: epochs trained, training seconds (summed over epochs, across resumes), the last
-    epoch's averaged train stats, whether it came from the pretraining cache / was skipped."""
-
-    epochs: int = 0
-    seconds: float = 0.0
-    last: dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
-    skipped: bool = False
-
-    @classmethod
-    def from_fit(cls, res: FitResult) -> "StageRecord":
-        return cls(epochs=res.epochs, seconds=res.seconds, last=res.last)
 
 
 @dataclass
@@ -112,7 +92,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     dist = init_distributed(dev)
     train_set, spec = build_train_set(cfg)
     cfg = cfg.resolve(spec.eps)
-    _claim_workdir(workdir, cfg, dist)
+    claim_workdir(workdir, cfg, dist)
     world = dist.world_size
     loader = build_loader(train_set, max(1, cfg.data.batch_size // world), shuffle=True,
                           seed=cfg.seed, num_workers=cfg.data.num_workers, dist=dist,
@@ -131,7 +111,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     model = build_model(cfg.model, spec).to(dev)
     pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
         cfg.pretrain_hash()
-    records["pretrain"] = _pretrain(model, cfg, loss, loader, pre_dir, dist, common)
+    records["pretrain"] = pretrain_stage(model, cfg, loss, loader, pre_dir, dist, common)
     dense_model = copy.deepcopy(model).eval()
 
     # 2. prune / search, then finalize ----------------------------------------------------------
@@ -175,7 +155,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     model.eval()
     train_seconds = float(sum(r.seconds for r in records.values()))
     if dist.is_main:
-        _save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
+        save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
     dist.barrier()
     return PipelineResult(model=model, dense_model=dense_model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
@@ -204,170 +184,10 @@ def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss
     train_seconds = float(sum(r.seconds for r in records.values()))
     info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": searcher.summary()}
     if dist.is_main:
-        _save_final(workdir, model, cfg, records, spec, train_seconds, info)
+        save_final(workdir, model, cfg, records, spec, train_seconds, info)
     return PipelineResult(model=model, dense_model=model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
                           workdir=workdir, family="searcher", summary=searcher.summary(),
                           sparsity_target=searcher.sparsity_target)
-
-
-def _pretrain(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir: Path,
-              dist: DistEnv, common: dict[str, Any]) -> StageRecord:
-    st = cfg.stage("pretrain")
-    if st.epochs == 0:
-        return StageRecord(skipped=True)
-    with _cache_lock(pre_dir, dist):
-        done = pre_dir / "done.json"
-        if done.exists():
-            rec = _cached_record(pre_dir, cfg, model)
-            if rec is not None:
-                log.info("pretrain: using the cached model in %s", pre_dir)
-                return rec
-            if dist.is_main:
-                _drop_unreadable_checkpoint(pre_dir / "ckpt.pt")
-            dist.barrier()
-        opt = make_optimizer([p for p in model.parameters() if p.requires_grad], st)
-        res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
-                  checkpoint=pre_dir / "ckpt.pt", log_path=pre_dir / "log.jsonl",
-                  seed=derive_seed(cfg.seed, "pretrain"), stage="pretrain", **common)
-        rec = StageRecord.from_fit(res)
-        if dist.is_main:
-            ckpt.save(pre_dir / "model.pt", {"state_dict": model.state_dict(),
-                                             "pretrain_hash": cfg.pretrain_hash()})
-            info = {**dataclasses.asdict(rec), "model_sha256": _sha256(pre_dir / "model.pt")}
-            atomic_write_text(done, json.dumps(info, indent=1))
-        return rec
-
-
-def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageRecord | None:
-    """Load a finished pretraining cache entry into ``model`` after verifying it: ``done.json``
-    readable, ``model.pt`` present, matching the SHA-256 recorded in ``done.json``, loadable, of
-    this ``pretrain_hash``, fitting the model and finite. A broken entry logs why and returns
-    None: it is rebuilt (from its intact epoch checkpoint, else by training again)."""
-    names = {f.name for f in dataclasses.fields(StageRecord)}
-    weights = pre_dir / "model.pt"
-    try:
-        info = json.loads((pre_dir / "done.json").read_text())
-        rec = StageRecord(**{k: v for k, v in info.items() if k in names})
-        problem = ""
-        if not weights.is_file():
-            problem = "model.pt is missing"
-        elif info.get("model_sha256") and info["model_sha256"] != _sha256(weights):
-            problem = "model.pt does not match the SHA-256 recorded in done.json"
-        else:
-            blob = ckpt.load(weights)
-            if not isinstance(blob, dict) or blob.get("pretrain_hash") != cfg.pretrain_hash():
-                problem = "model.pt belongs to another pretraining config"
-            else:
-                backup = copy.deepcopy(model.state_dict())
-                try:
-                    model.load_state_dict(blob["state_dict"])
-                    check_finite_state(model, None, "pretrain: cached model.pt")
-                except (RuntimeError, NonFiniteWeightsError):
-                    model.load_state_dict(backup)
-                    raise
-    except (OSError, ValueError, TypeError, KeyError, RuntimeError, ckpt.CheckpointError,
-            NonFiniteWeightsError) as exc:
-        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    if problem:
-        log.warning("pretrain cache %s is broken (%s): rebuilding it", pre_dir, problem)
-        return None
-    rec.cached = True
-    return rec
-
-
-def _drop_unreadable_checkpoint(path: Path) -> None:
-    """Remove a pretraining epoch checkpoint that cannot be loaded, so the rebuild trains from
-    scratch instead of failing on it; an intact one is kept (the rebuild resumes from it)."""
-    if not path.exists():
-        return
-    try:
-        ckpt.load(path)
-    except ckpt.CheckpointError as exc:
-        log.warning("pretrain: removing unreadable %s (%s); training from scratch", path, exc)
-        path.unlink()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-class _cache_lock:
-    """File lock on a pretraining cache entry so two processes never train it twice. Under DDP
-    only rank 0 locks; the others wait at a barrier until it holds the lock."""
-
-    def __init__(self, folder: Path, dist: DistEnv) -> None:
-        self.folder, self.dist, self.lock = folder, dist, None
-
-    def __enter__(self) -> None:
-        from filelock import FileLock
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        if self.dist.is_main:
-            self.lock = FileLock(str(self.folder / ".lock"))
-            self.lock.acquire()
-        self.dist.barrier()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.dist.barrier()
-        if self.lock is not None:
-            self.lock.release()
-
-
-def _train_key(cfg: RunConfig) -> str:
-    d = cfg.resolved_for_hash()
-    d.pop("eval", None)
-    d.pop("device", None)
-    return digest(d)
-
-
-def _claim_workdir(workdir: Path, cfg: RunConfig, dist: DistEnv) -> None:
-    """Refuse to resume a work directory that holds a run with a different training config, and
-    to write into one that holds files prunekit would overwrite but did not write (no run.json
-    next to a model.pt / eval.json; a run.json that is not prunekit's).
-    (Every rank passes the same barriers, whatever it finds.)"""
-    marker = workdir / "run.json"
-    key = _train_key(cfg)
-    dist.barrier()
-    if not marker.exists():
-        foreign = [n for n in ("model.pt", "eval.json") if (workdir / n).exists()]
-        if foreign:
-            raise ConfigError(f"work directory {workdir} holds {', '.join(foreign)} but no "
-                              f"run.json: it is not a prunekit work directory and its files "
-                              f"would be overwritten; use another --workdir")
-    if dist.is_main and not marker.exists():
-        atomic_write_text(marker, json.dumps({"train_key": key, "config": cfg.to_dict()}, indent=1,
-                                        default=str))
-    dist.barrier()
-    try:
-        old = json.loads(marker.read_text()).get("train_key")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        raise ConfigError(f"work directory {workdir} has a run.json that prunekit did not write; "
-                          f"use another --workdir") from None
-    if old != key:
-        raise ConfigError(f"work directory {workdir} holds a run with a different training "
-                          f"config (key {old} != {key}); use another --workdir")
-
-
-def _save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
-                records: dict[str, StageRecord], spec: Any, train_seconds: float,
-                pruner_info: dict[str, Any] | None = None) -> None:
-    recs = {k: dataclasses.asdict(v) for k, v in records.items()}
-    info = {"train_key": _train_key(cfg), "config": cfg.to_dict(), "records": recs,
-            "train_seconds": train_seconds, "pruner": pruner_info or {}}
-    atomic_write_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
-    if getattr(model, "prunekit_spec", None) is not None:
-        ckpt.save_model(workdir / "model.pt", model,
-                        {"dataset": cfg.data.dataset, "dataset_options": cfg.data.options,
-                         "eps": cfg.eps, "model": cfg.model.name,
-                         "method": cfg.method, "sparsity": cfg.sparsity, "loss": cfg.loss.name,
-                         "seed": cfg.seed, "config_hash": cfg.config_hash(),
-                         "train_seconds": train_seconds, "records": recs},
-                        input_shape=tuple(spec.input_shape))
-
 
 
