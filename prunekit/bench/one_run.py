@@ -114,7 +114,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,
-               "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
+               "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
+               "nonzero_params": meas.nonzero_params, **res.compute}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
