@@ -44,7 +44,7 @@ class RandomWeight(Magnitude):
         self.init_seed: int | None = None
 
     def scores(self, layers: dict[str, nn.Module]) -> dict[str, Tensor]:
-        self.init_seed = draw_seed(self.seed)
+        self.init_seed = draw_seed(self.seed, self.registry_name or "random-weight")
         gen = torch.Generator().manual_seed(self.init_seed)
         return {n: torch.rand(m.weight.shape, generator=gen).to(m.weight.device)
                 for n, m in layers.items()}
