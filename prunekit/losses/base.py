@@ -12,7 +12,7 @@ from prunekit.attacks.pgd import PGD
 from prunekit.attacks.precision import attack_precision
 from prunekit.modes import eval_mode
 
-__all__ = ["AdvLoss", "official_start_attack", "fp32", "accuracy"]
+__all__ = ["AdvLoss", "official_start_attack", "fp32", "accuracy", "adv_ce_outer"]
 
 
 class AdvLoss(abc.ABC):
@@ -131,6 +131,16 @@ def official_start_attack(model: nn.Module, x: Tensor, target: Tensor, pgd: PGD)
 def accuracy(logits: Tensor, y: Tensor) -> float:
     """Fraction of ``argmax(logits) == y``."""
     return float((logits.detach().argmax(1) == y).float().mean().item())
+
+
+def adv_ce_outer(model: nn.Module, x: Tensor, x_adv: Tensor,
+                 y: Tensor) -> tuple[Tensor, dict[str, float]]:
+    """``CE(f(x_adv), y)`` (batch mean, fp32) in the caller's mode, with ``loss`` and ``adv_acc``
+    only (the outer loss of ``free_at`` and ``fgsm_rs``, which never run the clean batch)."""
+    logits = model(x_adv)
+    with fp32(x):
+        loss = torch.nn.functional.cross_entropy(logits.float(), y)
+    return loss, {"loss": float(loss.detach().item()), "adv_acc": accuracy(logits, y)}
 
 
 def _stats(loss: Tensor, clean_logits: Tensor, adv_logits: Tensor, y: Tensor,

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from prunekit.attacks.pgd import PGD
 from prunekit.attacks.precision import attack_precision
-from prunekit.losses.base import AdvLoss, accuracy, fp32
+from prunekit.losses.base import AdvLoss, accuracy, adv_ce_outer
 from prunekit.modes import eval_mode
 from prunekit.registry import LOSSES
 
@@ -89,10 +89,7 @@ class FGSMRS(AdvLoss):
 
     def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
               y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        logits = model(x_adv)
-        with fp32(x):
-            loss = F.cross_entropy(logits.float(), y)
-        return loss, {"loss": float(loss.detach().item()), "adv_acc": accuracy(logits, y)}
+        return adv_ce_outer(model, x, x_adv, y)
 
     # -- the catastrophic-overfitting check ----------------------------------------------------
     def begin_epoch(self, epoch: int, history: list[dict[str, Any]]) -> None:

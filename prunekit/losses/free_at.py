@@ -14,10 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from prunekit.losses.base import AdvLoss, accuracy, fp32
+from prunekit.losses.base import AdvLoss, adv_ce_outer
 from prunekit.registry import LOSSES
 
 __all__ = ["FreeAT"]
@@ -90,10 +89,7 @@ class FreeAT(AdvLoss):
 
     def outer(self, model: nn.Module, x: Tensor, x_adv: Tensor,
               y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        logits = model(x_adv)
-        with fp32(x):
-            loss = F.cross_entropy(logits.float(), y)
-        return loss, {"loss": float(loss.detach().item()), "adv_acc": accuracy(logits, y)}
+        return adv_ce_outer(model, x, x_adv, y)
 
     def __repr__(self) -> str:
         return f"FreeAT(eps={self.eps:.5g}, step_size={self.step_size:.5g}, replays={self.replays})"
