@@ -15,8 +15,9 @@ Zhao & Wressnegger, *Holistic Adversarially Robust Pruning*, ICLR 2023; official
   parameter count, here of prunekit's prunable layers, the set ``measure()`` reports);
   ``gamma = (epoch + 1) gamma0``, frozen once the constraint holds at an epoch end;
 * :meth:`Harp.finalize` bakes **the learned per-layer rates**: layer ``l`` keeps its
-  ``round(rate_l n_l)`` largest ``|s|``. (The official ``subnet_to_dense``, ``utils/model.py:286-313``,
-  exports every layer at the single global ``k`` and so discards the learned strategy.)
+  ``round(rate_l n_l)`` largest ``|s|``. (The official ``subnet_to_dense``,
+  ``utils/model.py:286-313``, exports every layer at the single global ``k`` and so discards
+  the learned strategy.)
 
 Deviations (docs/baselines.md): the initial strategy is uniform at the target (``init_keep``
 default ``1 - sparsity``; official ``010_uni`` = 0.1 kept in every layer whatever the target,
@@ -41,8 +42,8 @@ from prunekit.pruning.masking import apply_weight_masks
 
 from baselines._common import (freeze_all_but_norm, norm_params,
                                scaled_score_init, select_layers, topk_count, unfreeze)
-from baselines.harp_core import (HingeSchedule, RateTopK, budget_scale, check_harp_hparams,
-                                 kept_count, rate_logit, rate_of)
+from baselines.harp_core import (HingeHooks, HingeSchedule, RateTopK, budget_scale,
+                                 check_harp_hparams, kept_count, rate_logit, rate_of)
 from baselines.harp_channel import HarpChannel  # noqa: F401  (entry-point path)
 
 __all__ = ["Harp", "HarpChannel"]
@@ -74,7 +75,8 @@ class _RateScoreMask(nn.Module):
             n = self.scores.numel()
             with torch.no_grad():
                 k = kept_count(float(self.rate()), n)
-                self._mask = topk_count(self.scores.detach().abs().flatten(), k).view_as(self.scores)
+                flat = self.scores.detach().abs().flatten()
+                self._mask = topk_count(flat, k).view_as(self.scores)
             self._key = key
         return self._mask
 
@@ -83,7 +85,7 @@ class _RateScoreMask(nn.Module):
         return weight * RateTopK.apply(self.scores, self.rate(), mask)
 
 
-class Harp(Pruner):
+class Harp(HingeHooks, Pruner):
     """HARP weight pruning: learned per-weight scores and per-layer rates (``harp``).
 
     Args:
@@ -164,20 +166,8 @@ class Harp(Pruner):
         total = sum(n * pm.rate() for n, pm in zip(sizes, self._layers.values()))
         return total / float(sum(sizes))
 
-    def penalty(self) -> Tensor:
-        return self.schedule.penalty(self.density() / self.target_density)
-
-    def on_step_end(self, step: int) -> None:
-        if self.gamma_unit == "step":
-            self._end_period()
-
-    def on_epoch_end(self, epoch: int) -> None:
-        if self.gamma_unit == "epoch":
-            self._end_period()
-
-    def _end_period(self) -> None:
-        with torch.no_grad():
-            self.schedule.end_period(float(self.density()) / self.target_density)
+    def size_ratio(self) -> Tensor:
+        return self.density() / self.target_density
 
     def rates(self) -> dict[str, float]:
         """The learned kept fraction of every pruned layer."""
@@ -217,13 +207,11 @@ class Harp(Pruner):
             log.warning("harp: learned density %.4f above the target %.4f at finalize (gamma "
                         "never froze); rates scaled by %.3f", self._summary["learned_density"],
                         self.target_density, self._summary["budget_scale"])
-        for name in self._layers:
-            parametrize.remove_parametrizations(model.get_submodule(name), "weight",
-                                                leave_parametrized=False)
+        for name in self._layers:       # drop scores and rates, keep the frozen weights
+            parametrize.remove_parametrizations(model.get_submodule(name), "weight", False)
         unfreeze(self._frozen)
         self._layers, self._frozen, self.model = {}, [], None
-        apply_weight_masks(model, masks)
-        return model
+        return apply_weight_masks(model, masks)
 
     def summary(self) -> dict[str, Any]:
         """Learned per-layer rates, learned vs baked density, the budget factor, the gamma

@@ -31,8 +31,8 @@ from torch import Tensor, nn
 from prunekit.pruning.groups import ChannelGroups
 
 from baselines._common import topk_count, uniform_group_counts
-from baselines.harp_core import (HingeSchedule, RateTopK, budget_scale, check_harp_hparams,
-                                 kept_count, rate_logit, rate_of)
+from baselines.harp_core import (HingeHooks, HingeSchedule, RateTopK, budget_scale,
+                                 check_harp_hparams, kept_count, rate_logit, rate_of)
 from baselines.hydra_channel import HydraChannel
 
 __all__ = ["HarpChannel"]
@@ -40,7 +40,7 @@ __all__ = ["HarpChannel"]
 log = logging.getLogger(__name__)
 
 
-class HarpChannel(HydraChannel):
+class HarpChannel(HingeHooks, HydraChannel):
     """HARP channel pruning with learned per-group rates (``harp-channel``).
 
     Args:
@@ -101,26 +101,14 @@ class HarpChannel(HydraChannel):
         return self.groups.macs([r * torch.ones(g.size, device=r.device)
                                  for r, g in zip(self.rates(), self.groups)])
 
-    def penalty(self) -> Tensor:
-        return self.schedule.penalty(self.expected_macs() / self._target_macs)
+    def size_ratio(self) -> Tensor:
+        return self.expected_macs() / self._target_macs
 
     def param_groups(self, model: nn.Module) -> list[dict[str, Any]]:
         groups = super().param_groups(model)
         groups[0] = {"params": list(self._scores) + list(self._k_scores),
                      "name": "harp_scores_rates"}
         return groups
-
-    def on_step_end(self, step: int) -> None:
-        if self.gamma_unit == "step":
-            self._end_period()
-
-    def on_epoch_end(self, epoch: int) -> None:
-        if self.gamma_unit == "epoch":
-            self._end_period()
-
-    def _end_period(self) -> None:
-        with torch.no_grad():
-            self.schedule.end_period(float(self.expected_macs()) / self._target_macs)
 
     # -- finalize -------------------------------------------------------------------------------
     def baked_counts(self) -> list[int]:
@@ -132,7 +120,8 @@ class HarpChannel(HydraChannel):
         rates = [float(r.detach()) for r in self.rates()]
 
         def macs_of(counts: list[int]) -> float:
-            return float(groups.macs([(torch.arange(n) < c).float() for n, c in zip(sizes, counts)]))
+            gates = [(torch.arange(n) < c).float() for n, c in zip(sizes, counts)]
+            return float(groups.macs(gates))
 
         scale = budget_scale(sizes, rates, self._target_macs, macs_of) if self.project_budget \
             else 1.0

@@ -25,7 +25,7 @@ from torch import Tensor
 from baselines._common import check_choice
 
 __all__ = ["RateTopK", "rate_of", "rate_logit", "HingeSchedule", "kept_count", "budget_scale",
-           "check_harp_hparams"]
+           "check_harp_hparams", "HingeHooks"]
 
 #: the official clip of the initial rate before its logit (``rate_init_func``'s ``clip_dec``)
 _CLIP = 1e-2
@@ -58,7 +58,8 @@ class RateTopK(torch.autograd.Function):
     weights lower the loss"."""
 
     @staticmethod
-    def forward(ctx, scores: Tensor, rate: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, scores: Tensor, rate: Tensor,  # type: ignore[override]
+                mask: Tensor) -> Tensor:
         ctx.save_for_backward(scores)
         ctx.rate_shape = rate.shape
         return mask
@@ -149,7 +150,8 @@ def check_harp_hparams(sparsity: float, alpha: float, gamma: float, init_keep: f
                        gamma_unit: str) -> float:
     """Validate the hyperparameters both HARP modes share; returns ``init_keep`` resolved."""
     if not 0.0 <= float(alpha) < 1.0:
-        raise ValueError(f"alpha must be in [0, 1) (rate floor = alpha * (1 - sparsity)), got {alpha}")
+        raise ValueError(f"alpha must be in [0, 1) (rate floor = alpha * (1 - sparsity)), "
+                         f"got {alpha}")
     if not float(gamma) >= 0.0:
         raise ValueError(f"gamma must be >= 0 (hinge weight per epoch), got {gamma}")
     check_choice("gamma_unit", gamma_unit, ("epoch", "step"))
@@ -157,3 +159,30 @@ def check_harp_hparams(sparsity: float, alpha: float, gamma: float, init_keep: f
     if not 0.0 < keep <= 1.0:
         raise ValueError(f"init_keep must be in (0, 1] (initial kept fraction), got {init_keep}")
     return keep
+
+
+class HingeHooks:
+    """The lifecycle hooks both HARP modes share: the hinge penalty on ``size_ratio()`` (size /
+    target, differentiable in the rates) and the gamma schedule's period ends (per epoch or per
+    optimizer step, :attr:`gamma_unit`). The class sets ``schedule`` and ``gamma_unit``."""
+
+    schedule: HingeSchedule
+    gamma_unit: str
+
+    def size_ratio(self) -> Tensor:
+        raise NotImplementedError
+
+    def penalty(self) -> Tensor:
+        return self.schedule.penalty(self.size_ratio())
+
+    def on_step_end(self, step: int) -> None:
+        if self.gamma_unit == "step":
+            self._end_period()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if self.gamma_unit == "epoch":
+            self._end_period()
+
+    def _end_period(self) -> None:
+        with torch.no_grad():
+            self.schedule.end_period(float(self.size_ratio()))
