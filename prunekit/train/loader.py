@@ -52,14 +52,26 @@ def set_loader_epoch(loader: Any, epoch: int, seed: int | None = None) -> None:
     # which fit() re-seeds from (seed, epoch): its order is still a function of (seed, epoch)
 
 
-def seeded_batches(loader: Any, seed: int, device: torch.device) -> Iterator[tuple[torch.Tensor,
-                                                                              torch.Tensor]]:
+class seeded_batches:
     """The loader's batches on ``device``, in an order that is a function of ``seed`` only (a
     pruner's calibration pass, :meth:`prunekit.pruning.Pruner.calibrate`); endless: a new
-    seeded epoch starts when one ends."""
-    epoch = 0
-    while True:
-        set_loader_epoch(loader, epoch, seed)
-        for x, y in loader:
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        epoch += 1
+    seeded epoch starts when one ends. ``batches_per_epoch`` is the loader's length."""
+
+    def __init__(self, loader: Any, seed: int, device: torch.device) -> None:
+        self.loader, self.seed, self.device = loader, seed, device
+        self.batches_per_epoch = len(loader)
+        self._it = self._batches()
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = 0
+        while True:
+            set_loader_epoch(self.loader, epoch, self.seed)
+            for x, y in self.loader:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            epoch += 1
+
+    def __iter__(self) -> "seeded_batches":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return next(self._it)
