@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 import prunekit
+from prunekit import checkpoint as ckpt
 from prunekit.bench.grid import Grid, GridRun, resolve_data_root
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import RunConfig
@@ -136,7 +137,10 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,
-               "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
+               "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
+               # the provenance hashes of the resolved config (eps filled in): the names of the
+               # pretraining cache entry and of the model's meta, not of the unresolved grid point
+               "config_hash": rcfg.config_hash(), "pretrain_hash": rcfg.pretrain_hash()}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
@@ -222,6 +226,8 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
     row to ``store`` and record the outcome in ``summary``; never raises for a failed run."""
     workdir = out / "runs" / run.run_id
     workdir.mkdir(parents=True, exist_ok=True)
+    for stage_ckpt in sorted(workdir.glob("*/ckpt.pt")):  # a damaged one would fail every re-run
+        ckpt.drop_if_unreadable(stage_ckpt, f"{run.run_id}: that stage starts again")
     cfg = copy.deepcopy(run.config)
     cfg.data = dataclasses.replace(cfg.data, root=resolve_data_root(cfg.data.root, grid.path))
     msg = f"[{k}/{total}] {run.run_id}"
