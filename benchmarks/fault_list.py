@@ -32,19 +32,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
-CONFIG = {"name": "tiny", "device": "cpu",
-          "data": {"dataset": "synthetic", "train_subset": 32, "batch_size": 32},
-          "model": {"name": "vgg-small", "width": 0.25}, "loss": {"steps": 1},
-          "pretrain": {"epochs": 1, "lr": 0.05, "schedule": "constant"},
-          "prune": {"epochs": 0}, "finetune": {"epochs": 0},
-          "eval": {"attacks": ["pgd-2-1"], "n_examples": 8, "batch_size": 8}}
-FAKE_GRID = {"name": "fake", "base": {"data": {"dataset": "synthetic", "train_subset": 64},
-                                      "model": {"name": "vgg-small", "width": 0.25},
-                                      "eval": {"attacks": ["pgd-5-1"], "n_examples": 16}},
-             "axes": {"method": ["dense", "admm"], "loss.name": ["trades", "mart"],
-                      "sparsity": [0.5, 0.9]},
-             "rules": [{"where": {"method": "dense"}, "set": {"sparsity": 0.0}}]}
-N_FAKE = 6
+sys.path.insert(0, str(TESTS))
+from test_bad_inputs import CONFIG  # noqa: E402 - the tiny real config of the CLI tests
+from test_bench_runner import GRID as FAKE_GRID, N_RUNS as N_FAKE  # noqa: E402 - the fake grid
+
 Verdict = tuple[str, str]  # (class, detail)
 
 

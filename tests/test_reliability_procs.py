@@ -101,19 +101,16 @@ def test_two_serial_benches_take_claims(tmp_path: Path) -> None:
     to it, and its summary counts only the rows it wrote."""
     g = write_grid(tmp_path)
     out = tmp_path / "out"
-    first = subprocess.Popen(bench_cmd(g, out, "--no-table"), env=env(PRUNEKIT_FAKE_BLOCK="1"),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        for line in first.stdout:
-            if "fake run: blocking" in line:
-                break
-        s = run_grid(GRID, out, run_fn=fake_run)
-        first.send_signal(signal.SIGINT)
-        first.communicate(timeout=60)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait(30)
+    with subprocess.Popen(bench_cmd(g, out, "--no-table"), env=env(PRUNEKIT_FAKE_BLOCK="1"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as first:
+        try:
+            next(ln for ln in first.stdout if "fake run: blocking" in ln)  # holds run 2's claim
+            s = run_grid(GRID, out, run_fn=fake_run)
+            first.send_signal(signal.SIGINT)
+            first.communicate(timeout=60)
+        finally:
+            if first.poll() is None:
+                first.kill()
     assert len(s.busy) == 1 and len(s.skipped) == 1
     assert len(s.ran_ok) == N_RUNS - 2
     assert s.line().startswith(f"done: {N_RUNS - 2} ok, 0 failed, 1 already finished, 1 run "

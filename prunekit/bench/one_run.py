@@ -141,7 +141,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
                # the provenance hashes of the resolved config (eps filled in): the names of the
                # pretraining cache entry and of the model's meta, not of the unresolved grid point
-               "config_hash": rcfg.config_hash(), "pretrain_hash": rcfg.pretrain_hash()}
+               "config_hash": rcfg.config_hash(),
+               "pretrain_hash": rcfg.pretrain_hash() if uses_pretraining(rcfg) else ""}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
