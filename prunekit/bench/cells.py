@@ -101,7 +101,8 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
     dropped duplicates as ``(dropped run_id, kept run_id)``."""
     ok, dropped = _dedupe(df[df["status"] == "ok"].copy().reset_index(drop=True))
     ok["_acc"] = [row_accuracies(r) for r in ok.to_dict("records")]
-    ok["_pe"] = [load_per_example(csv_dir, rel) for rel in ok["examples"]]
+    ok["_pe"] = [load_per_example(csv_dir, rel, rid) for rel, rid in zip(ok["examples"],
+                                                                         ok["run_id"])]
     ok["rel_macs"] = 1.0 - ok["macs_reduction"]
     pr = ok["params_reduction"].copy()
     dense = ok[ok["granularity"] == "none"].groupby("pretrain_hash")["params"].mean()

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench", "launcher"}
 _BENCH_KEYS = {"table", "format", "run_fn", "shard_by"}
+#: the report formats of the final table (prunekit.bench.report.report)
+BENCH_FORMATS = ("md", "latex")
 
 
 @dataclass
@@ -97,19 +99,28 @@ class Grid:
             if len({len(axes_out[a]) for a in group}) > 1:
                 raise ConfigError(f"{where}zipped axes {', '.join(group)} must have equal lengths")
         rules = d.get("rules") or []
+        if not isinstance(rules, list):
+            raise ConfigError(f"{where}grid 'rules' must be a list of {{where: {{...}}, "
+                              f"set: {{...}}}}")
         for r in rules:
-            if not isinstance(r, Mapping) or set(r) - {"where", "set"} or "set" not in r:
-                raise ConfigError(f"{where}each rule must be {{where: {{...}}, set: {{...}}}}, "
-                                  f"got {r!r}")
+            if (not isinstance(r, Mapping) or set(r) - {"where", "set"} or "set" not in r
+                    or not isinstance(r["set"], Mapping)
+                    or not isinstance(r.get("where") or {}, Mapping)):
+                raise ConfigError(f"{where}each rule must be {{where: {{...}}, set: {{...}}}} "
+                                  f"(both mappings of dotted field paths), got {r!r}")
         for key in ("exclude", "include"):
             items = d.get(key) or []
             if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
                 raise ConfigError(f"{where}grid {key!r} must be a list of mappings")
-        bench = dict(d.get("bench") or {})
+        bench = d.get("bench") or {}
+        if not isinstance(bench, Mapping):
+            raise ConfigError(f"{where}grid 'bench' must be a mapping (docs/bench.md)")
+        bench = dict(bench)
         bad = set(bench) - _BENCH_KEYS
         if bad:
             raise ConfigError(f"{where}unknown bench key(s) {', '.join(sorted(bad))}; valid: "
                               f"{', '.join(sorted(_BENCH_KEYS))}")
+        _check_bench(bench, where)
         launcher = d.get("launcher") or {}
         if not isinstance(launcher, Mapping):
             raise ConfigError(f"{where}grid 'launcher' must be a mapping (docs/bench.md)")
@@ -118,6 +129,22 @@ class Grid:
                    exclude=[dict(e) for e in d.get("exclude") or []],
                    include=[dict(i) for i in d.get("include") or []], bench=bench,
                    path=Path(path) if path else None, launcher=dict(launcher))
+
+
+def _check_bench(bench: Mapping[str, Any], where: str) -> None:
+    """The ``bench:`` settings the runner only uses at the end (the final table), checked now so
+    that a bad one fails before the grid runs, not after."""
+    if "format" in bench and bench["format"] not in BENCH_FORMATS:
+        raise ConfigError(f"{where}bench format must be one of {', '.join(BENCH_FORMATS)}, got "
+                          f"{bench['format']!r}")
+    if "table" in bench and not isinstance(bench["table"], bool):
+        raise ConfigError(f"{where}bench table must be true or false, got {bench['table']!r}")
+    if "shard_by" in bench and bench["shard_by"] not in ("run", "pretrain"):
+        raise ConfigError(f"{where}bench shard_by must be run or pretrain, got "
+                          f"{bench['shard_by']!r}")
+    if "run_fn" in bench and not isinstance(bench["run_fn"], str):
+        raise ConfigError(f"{where}bench run_fn must be a 'module:function' string, got "
+                          f"{bench['run_fn']!r}")
 
 
 @dataclass

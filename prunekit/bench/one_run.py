@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 import prunekit
+from prunekit import checkpoint as ckpt
 from prunekit.bench.grid import Grid, GridRun, resolve_data_root
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import RunConfig
@@ -71,9 +72,32 @@ class GridSummary:
     csv_path: Path
     runs: list[GridRun]                                  #: this shard's runs, in order
     status: dict[str, str] = field(default_factory=dict)  #: run_id -> ok|failed|pending (before)
-    ran_ok: list[str] = field(default_factory=list)
-    ran_failed: list[str] = field(default_factory=list)
+    ran_ok: list[str] = field(default_factory=list)      #: ok rows this invocation wrote
+    ran_failed: list[str] = field(default_factory=list)  #: failed rows this invocation wrote
     skipped: list[str] = field(default_factory=list)     #: already ok in the CSV
+    busy: list[str] = field(default_factory=list)        #: claimed by another process
+    lost: dict[str, str] = field(default_factory=dict)   #: run_id -> why no row was written
+    not_run: list[str] = field(default_factory=list)     #: never started (every worker died)
+
+    def line(self) -> str:
+        """The final one-line summary: counts of the rows this invocation wrote, then every
+        run that has no row from it, by name."""
+        text = (f"done: {len(self.ran_ok)} ok, {len(self.ran_failed)} failed, "
+                f"{len(self.skipped)} already finished")
+        if self.busy:
+            text += f", {len(self.busy)} run by another process ({', '.join(self.busy)})"
+        if self.lost:
+            text += f", {len(self.lost)} LOST (" + "; ".join(
+                f"{r}: {why}" for r, why in self.lost.items()) + ")"
+        if self.not_run:
+            text += f", {len(self.not_run)} not started ({', '.join(self.not_run)})"
+        if self.lost or self.not_run:
+            text += "; re-run the same command to run them"
+        return text + f" -> {self.csv_path}"
+
+    def complete(self) -> bool:
+        """True when every run of this invocation has an ok row (exit status 0)."""
+        return not (self.ran_failed or self.lost or self.not_run)
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +139,12 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,
                "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
-               "nonzero_params": meas.nonzero_params, **res.compute}
+               "nonzero_params": meas.nonzero_params,
+               # the provenance hashes of the resolved config (eps filled in): the names of the
+               # pretraining cache entry and of the model's meta, not of the unresolved grid point
+               "config_hash": rcfg.config_hash(),
+               "pretrain_hash": rcfg.pretrain_hash() if uses_pretraining(rcfg) else "",
+               **res.compute}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
@@ -201,6 +230,8 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
     row to ``store`` and record the outcome in ``summary``; never raises for a failed run."""
     workdir = out / "runs" / run.run_id
     workdir.mkdir(parents=True, exist_ok=True)
+    for stage_ckpt in sorted(workdir.glob("*/ckpt.pt")):  # a damaged one would fail every re-run
+        ckpt.drop_if_unreadable(stage_ckpt, f"{run.run_id}: that stage starts again")
     cfg = copy.deepcopy(run.config)
     cfg.data = dataclasses.replace(cfg.data, root=resolve_data_root(cfg.data.root, grid.path))
     msg = f"[{k}/{total}] {run.run_id}"
@@ -227,7 +258,10 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
         log.error("%s: failed: %s", msg, row["error"])
     row.setdefault("device", _safe_device(cfg, device))
     row["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    store.append(row)
+    if not store.append(row):  # another process wrote an ok row meanwhile: not ours
+        summary.skipped.append(run.run_id)
+        say(f"{msg}: finished meanwhile by another process; its row is kept")
+        return
     (summary.ran_ok if row["status"] == "ok" else summary.ran_failed).append(run.run_id)
     took = time.perf_counter() - t0
     if row["status"] == "ok":

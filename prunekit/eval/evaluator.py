@@ -146,6 +146,7 @@ class RobustnessEvaluator:
                  callback: Callback | None = None) -> EvalResult:
         """Evaluate ``model`` on the first ``n_examples`` of ``data`` (a Dataset, a DataLoader /
         iterable of ``(x, y)`` batches, or an ``(x, y)`` tensor pair)."""
+        C.check_finite_weights(model)  # NaN weights: fail loudly, never a fake accuracy
         failures: list[C.CheckFailure] = []
         for f in (C.check_train_mode(model), C.check_fp32(model)):
             if f is not None:
