@@ -15,6 +15,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from prunekit.pruning.channel import ChannelPruner
 from prunekit.pruning.groups import ChannelGroups
 from prunekit.pruning.masking import prunable_layers, topk_masks
+from prunekit.seeding import method_seed
 
 __all__ = ["select_layers", "topk_keep", "ScoreSTE", "freeze_all_but_norm", "unfreeze",
            "scaled_score_init", "check_choice", "norm_params", "uniform_group_counts",
@@ -157,10 +158,11 @@ def topk_count(values: Tensor, k: int) -> Tensor:
     return mask.view_as(values)
 
 
-def draw_seed(seed: int | None) -> int:
-    """``seed`` if given, else one drawn from torch's global generator (which the pipeline seeds
-    from the run seed before ``attach``), so a random baseline varies with the run seed."""
-    return int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+def draw_seed(seed: int | None, name: str) -> int:
+    """``seed`` if given, else the method's own stream (:func:`prunekit.seeding.method_seed`:
+    derived from the run seed's torch draw and ``name``), so a random baseline varies with the
+    run seed and never repeats another method's draw (issue 19)."""
+    return method_seed(name, seed)
 
 
 class MaskCache:
