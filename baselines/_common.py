@@ -203,6 +203,18 @@ class FixedChannelSelection(ChannelPruner):
     def group_gates(self) -> list[Tensor]:
         return [k.float() for k in self.keep]
 
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Record the analytic MACs reduction of the fixed selection, then compact."""
+        if self.groups is not None:
+            self._search_reduction = round(self.macs_reduction(), 6)
+        return super().finalize(model)
+
+    def summary(self) -> dict[str, Any]:
+        """``search_reduction``: analytic MACs reduction of the selection at finalize (the
+        selection is fixed, so it is the final one; reported like every channel method's)."""
+        red = getattr(self, "_search_reduction", None)
+        return {} if red is None else {"search_reduction": red}
+
     def state_dict(self) -> dict[str, Any]:
         return {"keep": [k.clone() for k in self.keep]}
 

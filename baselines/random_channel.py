@@ -70,7 +70,7 @@ class RandomChannel(FixedChannelSelection):
         return keep
 
     def summary(self) -> dict[str, Any]:
-        return {"allocation": self.allocation, "init_seed": self.init_seed}
+        return {**super().summary(), "allocation": self.allocation, "init_seed": self.init_seed}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "init_seed": self.init_seed}

@@ -210,6 +210,11 @@ def test_hydra_channel(net, batch) -> None:
     torch.testing.assert_close(small(x), masked, atol=1e-5, rtol=1e-4)   # compaction is exact
     assert small.conv1.out_channels == kept["conv1"] < 16
     assert all(q.requires_grad for q in small.parameters())
+    assert 0.0 <= p.summary()["kept_as_at_init"] <= 1.0 and "search_reduction" in p.summary()
+    q = PRUNERS.build("hydra-channel", sparsity=0.5)     # no training: the init's top-k exactly
+    q.attach(Net(), x[:2])
+    q.finalize(q.model)
+    assert q.summary()["kept_as_at_init"] == 1.0
 
 
 # -- ADMM --------------------------------------------------------------------------------------
