@@ -111,17 +111,19 @@ def scaled_score_init(weight: Tensor) -> Tensor:
 
 
 # -- channel groups (hydra-channel, admm filter) ---------------------------------------------------
-def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40) -> list[int]:
+def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40,
+                         cost: str = "macs") -> list[int]:
     """Channels kept per group when every group keeps the same fraction ``r`` of its channels
     (the channel analogue of a per-layer ratio, as HYDRA's per-layer ``k`` and ADMM's per-layer
     ``prune_ratios``), with ``r`` chosen by bisection so the analytic conv + linear MACs
-    reduction is as close as possible to ``sparsity`` (ChannelPruner's target). >= 1 per group."""
+    reduction is as close as possible to ``sparsity`` (ChannelPruner's target; ``cost="params"``:
+    the parameter reduction). >= 1 per group."""
     def counts(r: float) -> list[int]:
         return [min(g.size, max(1, int(math.floor(r * g.size + 0.5)))) for g in groups]
 
     def reduction(c: list[int]) -> float:
         gates = [(torch.arange(g.size) < k).float() for g, k in zip(groups, c)]
-        return 1.0 - float(groups.macs(gates)) / groups.dense_macs
+        return 1.0 - float(groups.cost(cost, gates)) / groups.dense_cost(cost)
 
     lo, hi = 0.0, 1.0                     # reduction(counts(r)) decreases as r grows
     for _ in range(iters):
@@ -206,7 +208,7 @@ class FixedChannelSelection(ChannelPruner):
     def finalize(self, model: nn.Module) -> nn.Module:
         """Record the analytic MACs reduction of the fixed selection, then compact."""
         if self.groups is not None:
-            self._search_reduction = round(self.macs_reduction(), 6)
+            self._search_reduction = round(self.reduction(), 6)
         return super().finalize(model)
 
     def summary(self) -> dict[str, Any]:

@@ -72,7 +72,7 @@ class HydraChannel(ChannelPruner):
             fan_in = nn.init._calculate_correct_fan(named[g.root].weight, "fan_in")
             s = math.sqrt(6.0 / fan_in) * nrm / nrm.max().clamp_min(torch.finfo(nrm.dtype).tiny)
             self._scores.append(nn.Parameter(s.float()))
-        self._counts = uniform_group_counts(groups, self.sparsity)
+        self._counts = uniform_group_counts(groups, self.sparsity, cost=self.target)
         self._caches = [MaskCache() for _ in groups]
         self._frozen = freeze_all_but_norm(groups.model)
         self._init_keep = [topk_count(s.detach().abs(), k).cpu()
@@ -106,7 +106,7 @@ class HydraChannel(ChannelPruner):
             kept = sum(int(k.sum()) for k in keep)
             same = sum(int((k & k0).sum()) for k, k0 in zip(keep, self._init_keep))
             self._summary = {"kept_as_at_init": round(same / max(kept, 1), 6),
-                             "search_reduction": round(self.macs_reduction(), 6)}
+                             "search_reduction": round(self.reduction(), 6)}
         out = super().finalize(model)
         unfreeze(self._frozen)
         for p in out.parameters():   # torch-pruning re-creates the parameters it shrinks

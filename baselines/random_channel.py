@@ -39,7 +39,9 @@ class RandomChannel(FixedChannelSelection):
         allocation: ``"uniform"`` (every group keeps the same fraction, random channels within
             it) or ``"global"`` (random scores ranked across groups).
         seed: selection seed; None = drawn from torch's generator at ``attach`` (run seed).
-        include_stem / include_classifier: see :class:`~prunekit.pruning.channel.ChannelPruner`.
+        include_stem / include_classifier / target: see
+            :class:`~prunekit.pruning.channel.ChannelPruner` (``target="params"``: ``sparsity``
+            is the parameter reduction).
 
     Example::
 
@@ -47,9 +49,10 @@ class RandomChannel(FixedChannelSelection):
     """
 
     def __init__(self, sparsity: float, *, allocation: str = "uniform", seed: int | None = None,
-                 include_stem: bool = False, include_classifier: bool = False) -> None:
+                 include_stem: bool = False, include_classifier: bool = False,
+                 target: str = "macs") -> None:
         super().__init__(sparsity, include_stem=include_stem,
-                         include_classifier=include_classifier)
+                         include_classifier=include_classifier, target=target)
         self.allocation = check_choice("allocation", allocation, ("uniform", "global"))
         self._check(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                     f"seed must be an integer or null, got {seed!r}")
@@ -61,10 +64,10 @@ class RandomChannel(FixedChannelSelection):
         gen = torch.Generator().manual_seed(self.init_seed)
         scores = [torch.rand(g.size, generator=gen) for g in groups]
         if self.allocation == "global":
-            keep = select_by_macs(groups, scores, self.sparsity)
+            keep = select_by_macs(groups, scores, self.sparsity, cost=self.target)
         else:
             keep = [topk_count(s, k) for s, k in
-                    zip(scores, uniform_group_counts(groups, self.sparsity))]
+                    zip(scores, uniform_group_counts(groups, self.sparsity, cost=self.target))]
         log.info("random-channel: kept %s of %s (seed %d)", [int(k.sum()) for k in keep],
                  groups.sizes(), self.init_seed)
         return keep

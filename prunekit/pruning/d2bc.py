@@ -222,9 +222,11 @@ class D2BC(ChannelPruner):
         return [{"params": weights}, {"params": list(self.gate_params), "weight_decay": 0.0}]
 
     def mac_ratio(self) -> Tensor:
-        """``MACs(b) / MACs_dense`` with the current binarised gates (differentiable)."""
+        """``MACs(b) / MACs_dense`` (or ``params(b) / params_dense`` with ``target="params"``)
+        with the current binarised gates (differentiable)."""
         assert self.groups is not None, "attach() first"
-        return self.groups.macs(self.current_gates()) / self.groups.dense_macs
+        return (self.groups.cost(self.target, self.current_gates())
+                / self.groups.dense_cost(self.target))
 
     def target_ratio(self) -> float:
         """The MACs ratio the constraint asks for now: ``1 - sparsity``, or with
@@ -265,14 +267,14 @@ class D2BC(ChannelPruner):
         """Optionally calibrate the kept set to the target, then compact (see ChannelPruner)."""
         if self.groups is None:
             raise ValueError("finalize() must be given the model passed to attach()")
-        search = self.macs_reduction()
+        search = self.reduction()
         recovery = self._recovery()
         calibrated = False
         off = abs(search - self.sparsity) > self.calibrate_tol or self.round_to > 1
         if self.calibrate and off and len(self.groups):
             keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params],
                                   self.sparsity, multiple_of=self.round_to,
-                                  tiebreak=self._filter_rms())
+                                  tiebreak=self._filter_rms(), cost=self.target)
             with torch.no_grad():  # move m across the threshold where the kept set changes
                 for m, k in zip(self.gate_params, keep):
                     on = (m > self.thres)
@@ -280,7 +282,7 @@ class D2BC(ChannelPruner):
                     m[k & ~on] = min(1.0, self.thres + 1e-3)
                     m[~k & on] = self.thres
             calibrated = True
-        final = self.macs_reduction()
+        final = self.reduction()
         kept = int(sum(int(k.sum()) for k in self.keep_masks()))
         self.calibration = {"search_reduction": search, "final_reduction": final,
                             "calibrated": calibrated, **recovery, "kept_final": kept}
