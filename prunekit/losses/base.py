@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -39,6 +39,9 @@ class AdvLoss(abc.ABC):
     """
 
     registry_name: str = ""
+    #: the perturbation model: ``"linf"`` (an attack in the eps-ball), ``"gaussian"`` (random
+    #: noise, randomized smoothing) or ``"verified"`` (no attack: bounds over the whole ball)
+    threat: ClassVar[str] = "linf"
 
     def __init__(self, eps: float, step_size: float | None = None, steps: int = 10,
                  beta: float = 6.0) -> None:

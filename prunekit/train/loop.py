@@ -136,6 +136,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
+            if hasattr(loss, "set_position"):   # schedules (IBP eps ramp): fractional epoch
+                loss.set_position(epoch + i / max(steps_per_epoch, 1))
             with torch.autocast(**autocast), training_attack_autocast(use_amp and amp_attack):
                 value, stats = loss(train_model, x, y)
                 if pruner is not None:
