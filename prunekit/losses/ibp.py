@@ -8,9 +8,11 @@ CROWN-IBP ``m = beta * m_CROWN-IBP + (1 - beta) * m_IBP`` (crown-ibp.py:120-135)
 Schedules (Gowal sec. 4; Zhang sec. 4): with ``t = clip((pos - ramp_start) / ramp_epochs, 0,
 1)``, ``eps_t = t * eps`` (linear ramp), ``kappa`` and ``beta`` move linearly from their
 ``*_start`` to their ``*_end`` with ``t``. ``pos`` is the fractional epoch the training loop
-sets through :meth:`set_position` (the generic loss hook ``set_position(epoch: float)``: the
-loop calls it, if a loss has it, before every step with ``epoch + step / steps_per_epoch``);
-without a position (outside the loop) ``t = 1``. Defaults: IBP kappa 1 -> 0.5 (Gowal), CROWN-IBP
+sets through :meth:`set_position` (the generic loss hook ``set_position(epoch: float, stage:
+str)``: the loop calls it, if a loss has it, before every step with ``epoch + step /
+steps_per_epoch`` and the stage name); the ramp runs in the stage ``ramp_stage`` (default
+``pretrain``; ``None``: every stage); in other stages, and without a position (outside the
+loop), ``t = 1``. Defaults: IBP kappa 1 -> 0.5 (Gowal), CROWN-IBP
 kappa 1 -> 0 and beta 1 -> 0 (Zhang); HYDRA's script is kappa 0 throughout (``kappa_start=0,
 kappa_end=0``), beta 1 -> 0.
 
@@ -50,8 +52,10 @@ class IBPLoss(AdvLoss):
     def __init__(self, eps: float, step_size: float | None = None, steps: int = 0,
                  beta: float = 0.0, ramp_start: float = 0.0, ramp_epochs: float = 0.0,
                  kappa_start: float = 1.0, kappa_end: float = 0.5,
-                 beta_start: float = 1.0, beta_end: float = 0.0) -> None:
+                 beta_start: float = 1.0, beta_end: float = 0.0,
+                 ramp_stage: str | None = "pretrain") -> None:
         super().__init__(eps, step_size, steps, beta)
+        self.ramp_stage = ramp_stage
         for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end),
                         ("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= float(v) <= 1.0:
@@ -63,14 +67,18 @@ class IBPLoss(AdvLoss):
         self.kappa = (float(kappa_start), float(kappa_end))
         self.beta_sched = (float(beta_start), float(beta_end))
         self.position: float | None = None
+        self.stage: str | None = None
 
-    def set_position(self, epoch: float) -> None:
-        """The training loop's schedule position (fractional epochs since the stage began)."""
+    def set_position(self, epoch: float, stage: str | None = None) -> None:
+        """The training loop's schedule position (fractional epochs since ``stage`` began)."""
         self.position = float(epoch)
+        self.stage = stage
 
     def progress(self) -> float:
-        """``t`` in [0, 1]: how far along the ramp (1 without a position)."""
-        if self.position is None:
+        """``t`` in [0, 1]: how far along the ramp (1 without a position or in another stage
+        than ``ramp_stage``)."""
+        if self.position is None or (self.ramp_stage is not None and self.stage is not None
+                                     and self.stage != self.ramp_stage):
             return 1.0
         if self.ramp_epochs <= 0:
             return 1.0 if self.position >= self.ramp_start else 0.0
@@ -135,9 +143,10 @@ class CROWNIBPLoss(IBPLoss):
     def __init__(self, eps: float, step_size: float | None = None, steps: int = 0,
                  beta: float = 0.0, ramp_start: float = 0.0, ramp_epochs: float = 0.0,
                  kappa_start: float = 1.0, kappa_end: float = 0.0,
-                 beta_start: float = 1.0, beta_end: float = 0.0) -> None:
+                 beta_start: float = 1.0, beta_end: float = 0.0,
+                 ramp_stage: str | None = "pretrain") -> None:
         super().__init__(eps, step_size, steps, beta, ramp_start, ramp_epochs, kappa_start,
-                         kappa_end, beta_start, beta_end)
+                         kappa_end, beta_start, beta_end, ramp_stage)
 
     def margins(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, beta: float,
                 k: int) -> Tensor:

@@ -137,7 +137,7 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
                 x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
             if hasattr(loss, "set_position"):   # schedules (IBP eps ramp): fractional epoch
-                loss.set_position(epoch + i / max(steps_per_epoch, 1))
+                loss.set_position(epoch + i / max(steps_per_epoch, 1), stage)
             with torch.autocast(**autocast), training_attack_autocast(use_amp and amp_attack):
                 value, stats = loss(train_model, x, y)
                 if pruner is not None:
