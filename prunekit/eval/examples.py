@@ -29,7 +29,7 @@ import numpy as np
 
 from prunekit.atomic import atomic_open
 
-__all__ = ["FORMAT", "READ_FORMATS", "KEYS", "CERT_KEYS", "META_KEYS", "Examples", "ExamplesError", "write_examples",
+__all__ = ["FORMAT", "READ_FORMATS", "KEYS", "CERT_KEYS", "CERTIFIED", "META_KEYS", "Examples", "ExamplesError", "write_examples",
            "read_examples", "is_examples_file"]
 
 #: value of ``meta["format"]`` written by this version (2: certificates); formats read
@@ -37,6 +37,8 @@ FORMAT = 2
 READ_FORMATS = (1, 2)
 #: the arrays every file holds
 KEYS = ("index", "names", "flags", "meta")
+#: the report's prefix of a certificate metric (``certified:ibp``)
+CERTIFIED = "certified:"
 #: the arrays a format-2 file adds
 CERT_KEYS = ("cert_names", "cert_flags", "radius_names", "radii")
 #: the keys of ``meta``
@@ -78,6 +80,8 @@ class Examples:
         ``KeyError`` naming the rows on a miss."""
         if name in self.names:
             return self.flags[self.names.index(name)]
+        if name.startswith(CERTIFIED):    # the report's name of a certificate metric
+            name = name[len(CERTIFIED):]
         if name in self.cert_names and self.cert_flags is not None:
             return self.cert_flags[self.cert_names.index(name)]
         raise KeyError(f"no row {name!r}; rows: {', '.join(self.names + self.cert_names)}")
