@@ -6,7 +6,10 @@ What a loss must do (docs/architecture.md, "Add a loss"): at ``eps = 0`` it equa
 counterpart ``loss.clean(model, x, y)`` -- value, parameter gradients and BatchNorm statistics;
 the inner attack stays in the eps-ball and in [0, 1] and leaves BatchNorm statistics alone (it
 runs in eval mode); every module's train/eval mode comes back as it was; the stats are floats
-with the accuracies in [0, 1].
+with the accuracies in [0, 1] (``clean_acc`` unless the loss declares ``clean_stats = False``).
+A replaying loss (``replays > 1``, free AT) carries its perturbation from call to call: its
+attack is checked after one training call and backward (a fresh one starts at zero), and the
+perturbation must move with the gradient the backward left and stay in the eps-ball.
 """
 from __future__ import annotations
 
@@ -74,8 +77,11 @@ def test_attack_stays_in_the_ball_in_eval_mode(name: str) -> None:
         pytest.skip("noise (smoothing) or no attack at all (verified training): "
                     "tests/test_certify_losses.py")
     model, x, y = _setup(1)
+    lf = _loss(name, EPS)
+    if lf.replays > 1:  # a replaying loss moves its carried perturbation after a backward
+        lf(model, x, y)[0].backward()
     before, modes = _buffers(model), _modes(model)
-    x_adv = _loss(name, EPS).attack(model, x, y)
+    x_adv = lf.attack(model, x, y)
     assert x_adv.shape == x.shape and not x_adv.requires_grad
     assert (x_adv - x).abs().max() <= EPS + 1e-6
     assert x_adv.min() >= 0 and x_adv.max() <= 1
@@ -94,9 +100,36 @@ def test_loss_restores_modes_and_reports_stats(name: str) -> None:
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
     assert _modes(model) == modes
-    assert {"loss", "clean_acc", "adv_acc"} <= set(stats)
+    lf = _loss(name, EPS)
+    assert {"loss", "adv_acc"} | ({"clean_acc"} if lf.clean_stats else set()) <= set(stats)
     assert all(isinstance(v, float) for v in stats.values())
-    assert 0.0 <= stats["clean_acc"] <= 1.0 and 0.0 <= stats["adv_acc"] <= 1.0
+    assert 0.0 <= stats.get("clean_acc", 0.0) <= 1.0 and 0.0 <= stats["adv_acc"] <= 1.0
     model.eval()
     _loss(name, EPS)(model, x, y)
     assert not any(_modes(model))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_replays_and_epoch_hooks_are_well_formed(name: str) -> None:
+    lf = _loss(name, EPS)
+    assert isinstance(lf.replays, int) and lf.replays >= 1
+    lf.begin_epoch(0, [])
+    extra = lf.end_epoch(_setup()[0])
+    assert isinstance(extra, dict)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if _loss(n, EPS).replays > 1])
+def test_replaying_loss_carries_its_perturbation(name: str) -> None:
+    model, x, y = _setup(3)
+    lf = _loss(name, EPS)
+    assert torch.equal(lf.attack(model, x, y), x.clamp(0, 1)), "a fresh perturbation is zero"
+    seen = [x]
+    for _ in range(3):
+        model.zero_grad()
+        lf(model, x, y)[0].backward()
+        x_adv = lf.attack(model, x, y)
+        assert (x_adv - x).abs().max() <= EPS + 1e-6
+        seen.append(x_adv)
+    assert not torch.equal(seen[1], seen[0]) and not torch.equal(seen[2], seen[1])
+    lf.begin_epoch(1, [])  # reset at an epoch start (exact resume)
+    assert torch.equal(lf.attack(model, x, y), x.clamp(0, 1))

@@ -34,6 +34,7 @@ from prunekit.pruning import measure
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS, SEARCHERS
 from prunekit.train import run_pipeline
+from prunekit.train.pipeline import uses_pretraining
 from prunekit.train.data import build_test_set
 from prunekit.train.tracking import open_tracker
 
@@ -114,7 +115,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,
-               "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
+               "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
+               "nonzero_params": meas.nonzero_params, **res.compute}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
@@ -180,7 +182,7 @@ def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
         "loss": cfg.loss.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
         "target_sparsity": cfg.sparsity, "seed": cfg.seed, "fold": cfg.data.fold,
         "eps": cfg.eval.eps if cfg.eval.eps is not None else cfg.loss.eps,
-        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash(),
+        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash() if uses_pretraining(cfg) else "",
         "attacks": ";".join(cfg.eval.attacks), "variant": run.variant, "grid": grid_name,
         **provenance(),
     }
