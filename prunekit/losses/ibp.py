@@ -43,19 +43,23 @@ class IBPLoss(AdvLoss):
     Args:
         eps: final L-inf radius.
         ramp_start, ramp_epochs: the eps / kappa / beta ramp, in (fractional) epochs.
-        kappa_start, kappa_end: weight of the clean CE at the start / end of the ramp.
+        kappa_start, kappa_end: weight of the clean CE at the start / end of the ramp
+            (``kappa_end`` None: 0.5 for IBP, 0 for CROWN-IBP).
     """
 
     threat: ClassVar[str] = "verified"
     method: ClassVar[str] = "ibp"
+    default_kappa_end: ClassVar[float] = 0.5      # Gowal et al.: kappa 1 -> 0.5
 
     def __init__(self, eps: float, step_size: float | None = None, steps: int = 0,
                  beta: float = 0.0, ramp_start: float = 0.0, ramp_epochs: float = 0.0,
-                 kappa_start: float = 1.0, kappa_end: float = 0.5,
+                 kappa_start: float = 1.0, kappa_end: float | None = None,
                  beta_start: float = 1.0, beta_end: float = 0.0,
                  ramp_stage: str | None = "pretrain") -> None:
         super().__init__(eps, step_size, steps, beta)
         self.ramp_stage = ramp_stage
+        if kappa_end is None:
+            kappa_end = self.default_kappa_end
         for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end),
                         ("beta_start", beta_start), ("beta_end", beta_end)):
             if not 0.0 <= float(v) <= 1.0:
@@ -139,14 +143,7 @@ class CROWNIBPLoss(IBPLoss):
     """CROWN-IBP training: the margin bound mixes CROWN-IBP and IBP with ``beta`` (1 -> 0)."""
 
     method: ClassVar[str] = "crown-ibp"
-
-    def __init__(self, eps: float, step_size: float | None = None, steps: int = 0,
-                 beta: float = 0.0, ramp_start: float = 0.0, ramp_epochs: float = 0.0,
-                 kappa_start: float = 1.0, kappa_end: float = 0.0,
-                 beta_start: float = 1.0, beta_end: float = 0.0,
-                 ramp_stage: str | None = "pretrain") -> None:
-        super().__init__(eps, step_size, steps, beta, ramp_start, ramp_epochs, kappa_start,
-                         kappa_end, beta_start, beta_end, ramp_stage)
+    default_kappa_end: ClassVar[float] = 0.0      # Zhang et al.: kappa 1 -> 0
 
     def margins(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, beta: float,
                 k: int) -> Tensor:
