@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from prunekit.attacks.parse import parse_attack
+from prunekit.certify.base import build_certifier
 from prunekit.config_parse import (SEED_MAX, build_dataclass, check_data_options,
                                    check_finite_tree, check_stage, digest, load_yaml, set_dotted)
 from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig, StageConfig,
@@ -228,6 +229,11 @@ class RunConfig:
             self.stage(sname)  # validates the overrides
         for a in self.eval.attacks:
             parse_attack(a)
+        if not isinstance(self.eval.certify, list):
+            raise ConfigError(f"eval.certify must be a list of certifiers, got "
+                              f"{self.eval.certify!r}")
+        for c in self.eval.certify:
+            build_certifier(c, float(self.eval.eps or 0.0))
         # the pruner (or searcher: prunekit.search.Searcher.check_config) validates its own
         # hyperparameters (one-line errors)
         try:
@@ -245,4 +251,6 @@ def _asdict(cfg: "RunConfig") -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     for key in ("data", "model", "loss"):
         d[key].update(d[key].pop("options"))
+    if not d["eval"]["certify"]:    # optional field: existing hashes unchanged
+        d["eval"].pop("certify")
     return d

@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from prunekit.bench.examples import load_per_example
-from prunekit.bench.labels import CLEAN, WORST, method_label, method_sort_key, row_accuracies
+from prunekit.bench.labels import CERTIFIED, CLEAN, WORST, method_label, method_sort_key, row_accuracies
 from prunekit.bench.stats import Interval, t_interval, wilson
 from prunekit.bench.store import COLUMNS, ResultsStore
 
@@ -120,12 +120,14 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
 
 
 def metric_names(ok: pd.DataFrame) -> list[str]:
-    """``clean``, every attack that ran (first-seen order), ``worst``."""
+    """``clean``, every attack that ran (first-seen order), ``worst``, then the certified
+    metrics (``certified:ibp`` ...)."""
     names: dict[str, None] = {}
     for acc in ok["_acc"]:
         names.update(dict.fromkeys(acc))
-    rest = [n for n in names if n not in (CLEAN, WORST)]
-    return [n for n in (CLEAN, *rest, WORST) if n in names]
+    rest = [n for n in names if n not in (CLEAN, WORST) and not n.startswith(CERTIFIED)]
+    cert = [n for n in names if n.startswith(CERTIFIED)]   # certificates after worst
+    return [n for n in (CLEAN, *rest, WORST, *cert) if n in names]
 
 
 def _interval(accs: list[float], n_eval: list[float]) -> Interval | None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.eval.examples import Examples, ExamplesError, read_examples
+from prunekit.eval.examples import CERTIFIED, Examples, ExamplesError, read_examples
 
 __all__ = ["load_per_example", "flag_row", "attack_meta", "same_examples"]
 
@@ -40,7 +40,11 @@ def load_per_example(csv_dir: Path, rel: str, run_id: str | None = None) -> Exam
 
 
 def flag_row(ex: Examples, name: str) -> np.ndarray | None:
-    """The bool flags of ``name`` (``clean``, an attack, ``worst``), or None."""
+    """The bool flags of ``name`` (``clean``, an attack, ``worst``, ``certified:<metric>``),
+    or None."""
+    if name.startswith(CERTIFIED):
+        name = name[len(CERTIFIED):]
+        return ex[name] if name in ex.cert_names else None
     return ex[name] if name in ex.names else None
 
 

@@ -133,7 +133,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
                                  n_examples=rcfg.eval.n_examples,
                                  batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
-                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"))
+                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"),
+                                 certify=tuple(rcfg.eval.certify))
         result = ev.evaluate(res.model, test_set)
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,

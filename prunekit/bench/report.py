@@ -32,7 +32,7 @@ from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_na
 from prunekit.bench.compare import Comparison, compare, pick_reference
 from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
 from prunekit.bench.examples import attack_meta
-from prunekit.bench.labels import CLEAN, WORST, attack_caveat, attack_label, method_label
+from prunekit.bench.labels import CERTIFIED, CLEAN, WORST, attack_caveat, attack_label, method_label
 from prunekit.bench.plots import make_plots
 from prunekit.bench.reading import reading
 from prunekit.bench.stats import Interval
@@ -161,7 +161,7 @@ def _warned(cells: pd.DataFrame) -> dict[tuple, list[str]]:
 
 
 def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame) -> str:
-    attacks = [m for m in metrics if m not in (CLEAN, WORST)]
+    attacks = [m for m in metrics if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
     defs = []
     for a in attacks:
         lab, cav = attack_label(a, _meta(ok, a)), attack_caveat(a, _meta(ok, a))
@@ -172,6 +172,11 @@ def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame) -> s
              "per example. Sparsity = the fraction removed of what the method targets; compare "
              "costs in the MACs and params columns (params counts masked weights; params red. "
              "= non-zero)."]
+    certs = [m for m in metrics if m.startswith(CERTIFIED)]
+    if certs:
+        lines.append("Certified (" + ", ".join(f"`{m}`" for m in certs) + "): a lower bound on "
+                     "robust accuracy (verified L-inf at eps, or randomized-smoothing L2 at a "
+                     "radius), never part of the worst case.")
     if defs:
         lines.append("Attacks: " + "; ".join(defs) + ".")
     warned = _warned(cells)
@@ -292,9 +297,10 @@ def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
              f"say otherwise, the note says why. MACs/params ×ref: measured MACs and non-zero "
              f"parameters relative to {ref}.")
     robust = WORST if WORST in metrics else metrics[-1]
+    attacks = [m for m in labels if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
     text = reading(comps, robust, f"{labels.get(robust, robust)} = "
                                   + (f"per example, robust under every attack "
-                                     f"({', '.join(m for m in labels if m not in (CLEAN, WORST))})"
+                                     f"({', '.join(attacks)})"
                                      if robust == WORST else "accuracy"), warned)
     rep.readings[key] = text
     return [render(t, fmt, f"{what}: paired comparison against {ref}", notes)]

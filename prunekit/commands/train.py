@@ -92,7 +92,8 @@ def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any
     try:
         ev = RobustnessEvaluator(float(cfg.eval.eps), attacks=tuple(cfg.eval.attacks),
                                  n_examples=cfg.eval.n_examples,
-                                 batch_size=cfg.eval.batch_size, seed=cfg.eval.seed)
+                                 batch_size=cfg.eval.batch_size, seed=cfg.eval.seed,
+                                 certify=tuple(cfg.eval.certify))
     except ValueError as exc:
         raise ConfigError(f"eval: {exc}") from None
     res = ev.evaluate(result.model, test_set)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -52,6 +52,9 @@ class AdvLoss(abc.ABC):
     """
 
     registry_name: str = ""
+    #: the perturbation model: ``"linf"`` (an attack in the eps-ball), ``"gaussian"`` (random
+    #: noise, randomized smoothing) or ``"verified"`` (no attack: bounds over the whole ball)
+    threat: ClassVar[str] = "linf"
     #: how many times the training loop runs each minibatch (free AT: ``m``); 1 for every
     #: loss that computes its perturbation afresh for each batch
     replays: int = 1

@@ -156,6 +156,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
                 y = y.to(device, non_blocking=True)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
+                if hasattr(loss, "set_position"):   # schedules (IBP eps ramp): fractional epoch
+                    loss.set_position(epoch + i / max(steps_per_epoch, 1), stage)
                 for r in range(replays):
                     where = f"epoch {epoch} step {i}" + (f" replay {r}" if replays > 1 else "")
                     stats = _step(train_model, loss, optimizer, pruner, x, y, autocast,
