@@ -14,13 +14,15 @@ file object of :func:`atomic_open`; text, JSON and bytes have one-call helpers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "file_sha256"]
 
 PathLike = str | os.PathLike
 
@@ -100,3 +102,12 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks): cache entries, ``pretrain.init``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
