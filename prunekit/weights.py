@@ -58,7 +58,7 @@ def check_fits(model: nn.Module, state: Mapping[str, Any], what: str) -> None:
               if k in state and isinstance(state[k], Tensor) and state[k].shape != own[k].shape]
     parts = [f"{label} {len(items)} ({', '.join(items[:_SHOW])}{', ...' if len(items) > _SHOW else ''})"
              for label, items in (("missing", missing), ("unexpected", extra),
-                                  ("shape file vs model:", shapes)) if items]
+                                  ("mis-shaped (file vs model)", shapes)) if items]
     if parts:
         raise WeightsError(f"{what} does not fit the model {type(model).__name__}: "
                            f"{'; '.join(parts)}")
