@@ -18,8 +18,6 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import torch
-
 from prunekit.atomic import atomic_write_text
 from prunekit.bench.grid import Grid, expand, load_grid, resolve_data_root
 from prunekit.bench.one_run import EVAL_RESULT, GridSummary
@@ -29,9 +27,8 @@ from prunekit.checkpoint import load_model
 from prunekit.config import RunConfig
 from prunekit.devices import select_device
 from prunekit.eval import RobustnessEvaluator
-from prunekit.models import build_from_spec, model_spec
 from prunekit.overrides import filter_runs
-from prunekit.pruning import measure
+from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.train.data import build_test_set
 from prunekit.train.workdir import train_key
 
@@ -97,9 +94,8 @@ class Reevaluate:
              "config": rcfg.to_dict()}, indent=1, default=str))
         dev = select_device(device or rcfg.device)
         model = load_model(src / "model.pt").to(dev).eval()
-        dense = build_from_spec(model_spec(model)).to(dev).eval()
         shape = getattr(model, "prunekit_input_shape", None) or tuple(test_set.spec.input_shape)
-        meas = measure(model, torch.zeros(1, *shape, device=dev), dense=dense)
+        meas = measure_loaded(model, shape)
         ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
                                  n_examples=rcfg.eval.n_examples,
                                  batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
@@ -107,11 +103,8 @@ class Reevaluate:
         result = ev.evaluate(model, test_set)
         old = self._rows.get(src.name, {})
         row: dict[str, Any] = {k: old[k] for k in TRAIN_COLUMNS if k in COLUMNS and old.get(k)}
-        row.update(params=meas.params, macs=meas.macs, weight_sparsity=meas.weight_sparsity,
-                   macs_reduction=meas.macs_reduction, params_reduction=meas.params_reduction,
+        row.update({k: v for k, v in measured_columns(meas).items() if k in COLUMNS},
                    device=str(dev))
-        if "nonzero_params" in COLUMNS:
-            row["nonzero_params"] = meas.nonzero_params
         return {**row, EVAL_RESULT: result}
 
 
