@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from prunekit import checkpoint as ckpt
@@ -39,7 +38,7 @@ def read_state_dict(path: str | os.PathLike, *, wrapped: bool = False) -> dict[s
         for k in keys:
             if isinstance(blob.get(k), Mapping):
                 return _strip_module(dict(blob[k]))
-    if not wrapped and _is_state_dict(blob):
+    if not wrapped and ckpt.is_state_dict(blob):
         return _strip_module(dict(blob))
     found = ", ".join(sorted(map(str, blob))[:6]) if isinstance(blob, Mapping) else \
         type(blob).__name__
@@ -73,17 +72,7 @@ def load_into(model: nn.Module, path: str | os.PathLike, what: str, *,
     return model
 
 
-def _is_state_dict(blob: Any) -> bool:
-    return isinstance(blob, Mapping) and bool(blob) and all(
-        isinstance(k, str) and isinstance(v, Tensor) for k, v in blob.items())
-
-
 def _strip_module(state: dict[str, Any]) -> dict[str, Any]:
     if state and all(k.startswith("module.") for k in state):
         return {k[len("module."):]: v for k, v in state.items()}
     return state
-
-
-def float_state(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Detached CPU copies (what an exported file stores)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items() if isinstance(v, torch.Tensor)}

@@ -62,13 +62,12 @@ class RefResNet18(nn.Module):
 def _reference(seed: int = 0) -> RefResNet18:
     torch.manual_seed(seed)
     ref = RefResNet18()
-    with torch.no_grad():
-        for m in ref.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+    bns = [m for m in ref.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():  # non-trivial BN statistics and affine parameters
+        for t, lo, hi in [(t, lo, hi) for m in bns for t, lo, hi in (
+                (m.running_mean, -0.3, 0.3), (m.running_var, 0.5, 1.5), (m.weight, 0.5, 1.5),
+                (m.bias, -0.2, 0.2))]:
+            t.uniform_(lo, hi)
     return ref.eval()
 
 

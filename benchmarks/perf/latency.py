@@ -95,7 +95,9 @@ def main() -> None:
                 ort = median_ms(lambda: sess.run(["logits"], {"input": xn}), reps)
                 cells += [eager, ort]
         rows.append((method, sp, meas.macs, meas.params, check.max_abs_diff, cells))
-        print(f"done {method} {sp}", flush=True)
+        print(f"row | {method} | {sp:.2f} | {meas.macs / 1e6:.2f} M | {meas.params / 1e3:.1f} k | "
+              f"{check.max_abs_diff:.1e} | " + " | ".join(f"{c:.3f}" for c in cells) + " |  "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
     head = ("| method | sparsity | MACs | params | ONNX max abs diff | "
             + " | ".join(f"{rt} {t}t b{b} ms" for t in (1, 2) for b in (1, 64)
                          for rt in ("eager", "ort")) + " |")
