@@ -158,3 +158,26 @@ def test_importer_refuses_files_without_state_dict_or_net(tmp_path: Path) -> Non
     assert set(read_state_dict(net, wrapped=True)) == set(sd)
     with pytest.raises(ExportError, match="names no architecture"):
         import_apb(tmp_path / "nothing.pt")
+
+
+def test_compacted_vgg16_bn_apb_exports_to_dense_layout(tmp_path: Path) -> None:
+    """The benchmark's VGG: removed channels of the last conv shrink the flattened 2x2 head
+    input; the dense-layout export must place them consistently (same function, dense shapes)."""
+    from prunekit.train import run_pipeline
+    from prunekit import MODELS
+
+    cfg = RunConfig.from_dict({
+        "data": {"dataset": "synthetic", "input_shape": [3, 16, 16], "size": 32, "batch_size": 16},
+        "model": {"name": "vgg16-bn-apb", "width": 0.125}, "loss": {"name": "pgd_at", "steps": 1},
+        "pretrain": {"epochs": 1}, "prune": {"epochs": 1}, "finetune": {"epochs": 0},
+        "method": "d2bc", "sparsity": 0.5})
+    res = run_pipeline(cfg, tmp_path / "run")
+    head_in = res.model.classifier[0].in_features
+    assert head_in < 2048 // 8  # the last conv lost channels: physically smaller head
+    path = export_apb(tmp_path / "run", tmp_path / "apb")
+    assert path.stem == "d2bc_V16_SYNTHETIC_S_50"
+    dense = MODELS.build("vgg16-bn-apb", width=0.125).eval()
+    dense.load_state_dict(torch.load(path, weights_only=True)["state_dict"], strict=True)
+    x = torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(dense(x), res.model.eval()(x), atol=1e-5, rtol=1e-5)
