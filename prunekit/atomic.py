@@ -19,6 +19,7 @@ if the rest cannot be written, truncates the file back to where it started (no f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from typing import IO, Any, Iterator
 from prunekit.errors import UserError, one_line
 
 __all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
-           "write_all", "WriteError"]
+           "write_all", "WriteError", "file_sha256"]
 
 #: torch's serializer reports a failed write as a RuntimeError with one of these in its text
 _TORCH_WRITE_ERROR = re.compile(r"unexpected pos|PytorchStreamWriter|file write failed", re.I)
@@ -147,3 +148,12 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks): cache entries, ``pretrain.init``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

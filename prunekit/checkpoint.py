@@ -32,7 +32,7 @@ from prunekit.pruning import rebuild
 from prunekit.registry import OptionError, RegistryError
 
 __all__ = ["drop_if_unreadable", "save", "load", "save_model", "load_model", "read_model_meta",
-           "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
+           "is_state_dict", "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
 
 log = logging.getLogger(__name__)
 MODEL_FORMAT = "prunekit.model/1"
@@ -193,14 +193,15 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
 def _read_model(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     blob = load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        what = "a bare state_dict" if _is_state_dict(blob) else f"a torch {type(blob).__name__}"
+        what = "a bare state_dict" if is_state_dict(blob) else f"a torch {type(blob).__name__}"
         raise CheckpointError(f"{path} is {what}, not a prunekit model file (format "
                               f"{MODEL_FORMAT}, written by prunekit train or "
                               f"prunekit.checkpoint.save_model, which also stores the model spec)")
     return blob
 
 
-def _is_state_dict(blob: Any) -> bool:
+def is_state_dict(blob: Any) -> bool:
+    """A non-empty mapping of str -> tensor (what ``torch.save(model.state_dict())`` writes)."""
     return isinstance(blob, dict) and bool(blob) and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in blob.items())
 

@@ -23,15 +23,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from prunekit.atomic import file_sha256
 from prunekit.attacks.parse import parse_attack
 from prunekit.certify.base import build_certifier
 from prunekit.config_parse import (SEED_MAX, build_dataclass, check_data_options,
                                    check_finite_tree, check_stage, digest, load_yaml, set_dotted)
-from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig, StageConfig,
-                                   TrackConfig)
+from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig,
+                                   PretrainConfig, StageConfig, TrackConfig)
 from prunekit.devices import DEVICE_FORMS, is_device_name
 from prunekit.errors import ConfigError
 from prunekit.registry import PRUNERS, SEARCHERS
@@ -40,7 +42,8 @@ from prunekit.sections import SECTIONS, check_section
 # the sections (prunekit/config_types.py), the reading helpers (prunekit/config_parse.py) and
 # ConfigError (prunekit/errors.py) are public here too: ``from prunekit.config import X``
 __all__ = [
-    "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
+    "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "PretrainConfig",
+    "EvalConfig",
     "TrackConfig", "RunConfig", "load_yaml", "set_dotted",
 ]
 
@@ -57,7 +60,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    pretrain: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=0.1))
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(epochs=10, lr=0.1))
     method: str = "dense"               #: name in ``prunekit.PRUNERS`` or ``prunekit.SEARCHERS``
     sparsity: float = 0.0               #: fraction removed, in [0, 1)
     prune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
@@ -154,7 +157,7 @@ class RunConfig:
         d.pop("name")
         d.pop("track")  # where the curves go changes no result
         d["method_section"] = self.method_section()
-        return d
+        return _hash_init(d)
 
     def config_hash(self) -> str:
         return digest(self.resolved_for_hash())
@@ -164,7 +167,7 @@ class RunConfig:
         d = _asdict(self)
         keep = {k: d[k] for k in ("seed", "data", "model", "loss", "pretrain", "amp",
                                   "channels_last")}
-        return digest(keep)
+        return digest(_hash_init(keep))
 
     # ---------------------------------------------------------------------------------------
     def validate(self, check_registries: bool = True) -> None:
@@ -188,6 +191,10 @@ class RunConfig:
         if d.folds is not None and not (d.folds >= 2 and 0 <= d.fold < d.folds):  # type: ignore[operator]
             raise ConfigError(f"data.fold must be in [0, data.folds) with folds >= 2, got "
                               f"fold={d.fold}, folds={d.folds}")
+        init = self.pretrain.init
+        if init is not None and not os.path.isfile(init):
+            raise ConfigError(f"pretrain.init: no file {init!r} (a prunekit checkpoint or a "
+                              f"state dict saved with torch.save)")
         if self.model.width <= 0:
             raise ConfigError(f"model.width must be > 0, got {self.model.width}")
         lo = self.loss
@@ -243,6 +250,27 @@ class RunConfig:
                 PRUNERS.build(self.method, sparsity=self.sparsity, **self.pruner_hparams())
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.method}: {exc}") from None
+
+
+def _hash_init(d: dict[str, Any]) -> dict[str, Any]:
+    """``pretrain.init`` in a hash: the file's content digest, the key absent when unset (so
+    every hash of a config without it is unchanged)."""
+    pre = d["pretrain"]
+    init = pre.pop("init", None)
+    if init is not None:
+        pre["init_sha256"] = _init_digest(init)
+    return d
+
+
+def _init_digest(path: str) -> str:
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def _asdict(cfg: "RunConfig") -> dict[str, Any]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig", "TrackConfig"]
+__all__ = ["DataConfig", "ModelConfig", "LossConfig", "StageConfig", "PretrainConfig", "EvalConfig",
+           "TrackConfig"]
 
 
 @dataclass
@@ -54,6 +55,15 @@ class StageConfig:
     schedule: str = "cosine"            #: cosine | multistep | constant
     milestones: list[int] = field(default_factory=list)   #: epochs, for multistep
     lr_gamma: float = 0.1               #: multistep factor (ANAS-P halves: 0.5)
+
+
+@dataclass
+class PretrainConfig(StageConfig):
+    """The dense stage; ``init`` (a prunekit checkpoint or a plain state dict of the configured
+    model) replaces the training: the weights are loaded, strictly checked, and nothing is
+    trained. In the config hashes it is the file's SHA-256, and absent when unset."""
+
+    init: str | None = None
 
 
 @dataclass

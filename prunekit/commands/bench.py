@@ -40,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_args.positive_int, default=1, metavar="N",
                    help="N local worker processes sharing the grid (one torch thread each "
                         "unless --threads)")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluation only: grid points whose training is finished in --out under "
+                        "another eval section are evaluated on that run's model.pt (nothing is "
+                        "trained; docs/bench.md)")
     c = p.add_argument_group("cluster launcher (submitit; defaults from the grid's launcher: "
                              "section)")
     c.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
@@ -82,6 +86,16 @@ def run(args: argparse.Namespace) -> int:
         if shard is not None or args.jobs > 1:
             raise ConfigError("--launcher splits the grid itself: drop --shard / --jobs")
         return _launch(args, grid, only)
+    if args.reevaluate:
+        if shard is not None or args.jobs > 1 or args.dry_run:
+            raise ConfigError("--reevaluate runs serially on the whole grid: drop --shard, "
+                              "--jobs and --dry-run")
+        from prunekit.bench.reevaluate import reevaluate_grid  # deferred: as above
+
+        summary = reevaluate_grid(grid, args.out, device=args.device, progress=say, only=only)
+        print(f"re-evaluated: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed "
+              f"-> {summary.csv_path}")
+        return 1 if summary.ran_failed else 0
     try:
         with sigterm_as_interrupt():  # SIGTERM stops the grid like Ctrl-C (docs/reliability.md)
             summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,

@@ -21,6 +21,7 @@ from prunekit.eval.evaluator import DEFAULT_ATTACKS
 from prunekit.eval.examples import is_examples_file
 from prunekit.eval.state import check_state_path
 from prunekit.paths import output_file
+from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.registry import DATASETS
 
 
@@ -166,6 +167,11 @@ def run(args: argparse.Namespace) -> int:
                                    ).as_posix()
     if args.csv:
         from prunekit.bench.store import COLUMNS, ResultsStore  # deferred: as above
+
+        if getattr(model, "prunekit_spec", None) is not None and spec is not None:
+            # measured on the loaded model (not copied from its metadata): params, MACs,
+            # non-zero params and the reductions against the dense model of its spec
+            row.update(measured_columns(measure_loaded(model, tuple(spec.input_shape))))
 
         written = ResultsStore(args.csv).append({k: v for k, v in row.items() if k in COLUMNS})
         print(f"{'appended' if written else 'already present (not written)'}: "
