@@ -77,9 +77,11 @@ def run_parallel(grid: Grid, runs: Sequence[GridRun], summary: Any, jobs: int, *
     token = uuid.uuid4().hex[:12]
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
+    started = ctx.Value("i", 0)  # runs started by all workers: the global [k/N] count
     procs = [ctx.Process(target=_worker, name=f"prunekit-job-{k}",
                          args=(grid, list(todo), str(out), str(cache), run_fn, device,
-                               threads or 1, k, token, messages, logging.getLogger().level))
+                               threads or 1, k, token, messages, logging.getLogger().level,
+                               started))
              for k in range(n)]
     for p in procs:
         p.start()
@@ -133,7 +135,7 @@ def _stop(procs: list[Any]) -> None:
 # ------------------------------------------------------------------------------------------------
 def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
             device: str | None, threads: int, k: int, token: str, messages: Any,
-            log_level: int) -> None:
+            log_level: int, started: Any = None) -> None:
     """One worker process: claim, run, report, until nothing is left (exit code 130 if
     interrupted)."""
     os.environ["PRUNEKIT_PROGRESS"] = "0"  # N progress bars on one terminal are unreadable
@@ -155,6 +157,10 @@ def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
                 break
             run, lock = claim
             done += 1
+            if started is not None:  # numbered across all workers, not per worker
+                with started.get_lock():
+                    started.value += 1
+                    done = started.value
             try:
                 run_one(run, done, len(runs), grid, out_dir, cache_dir, fn, device, store,
                          local, say)
