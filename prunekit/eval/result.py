@@ -102,7 +102,7 @@ class EvalResult:
 
     # -- per-example file ------------------------------------------------------------------
     def write_examples(self, path: str | os.PathLike, *, run_id: str, dataset: str,
-                       split: str = "test") -> Path:
+                       split: str = "test", extra: dict[str, Any] | None = None) -> Path:
         """Write the per-example file (docs/results-schema.md) atomically; returns its path.
         :class:`~prunekit.eval.examples.ExamplesError` if the example indices are unknown."""
         if self.index is None:
@@ -113,7 +113,7 @@ class EvalResult:
         meta = {"run_id": run_id, "dataset": dataset, "split": split, "eps": self.eps,
                 "norm": self.norm, "seed": self.seed,
                 "attacks": [self.meta[a].record() for a in self.attacks],
-                "reused": dict(self.reused)}
+                "reused": dict(self.reused), **(extra or {})}
         return write_examples(path, index=self.index.cpu().numpy(), names=names, flags=flags,
                               meta=meta)
 
