@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunekit.pruning.channel import ChannelPruner
+from prunekit.seeding import method_seed
 from prunekit.pruning.groups import ChannelGroups
 from prunekit.pruning.masking import prunable_layers, topk_masks
 
@@ -157,10 +158,11 @@ def topk_count(values: Tensor, k: int) -> Tensor:
     return mask.view_as(values)
 
 
-def draw_seed(seed: int | None) -> int:
-    """``seed`` if given, else one drawn from torch's global generator (which the pipeline seeds
-    from the run seed before ``attach``), so a random baseline varies with the run seed."""
-    return int(seed) if seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+def draw_seed(seed: int | None, method: str) -> int:
+    """A random baseline's selection seed: :func:`prunekit.seeding.method_seed` (``seed`` if
+    given, else the run's stream hashed with the method's name: independent of every other
+    method's draws under the same run seed)."""
+    return method_seed(seed, method)
 
 
 class MaskCache:

@@ -8,7 +8,8 @@ admm-filter) and *which* channels are kept is drawn uniformly at random within t
 i.i.d. U[0, 1] score across groups within the MAC budget (random per-group widths -- what D2BC's
 calibration makes of its random initial gates when nothing is learned). The selection is fixed
 at ``attach``; the prune stage then trains the masked network and ``finalize`` removes the
-channels physically. The seed is drawn from the run seed unless given (``summary()``).
+channels physically. The seed is the run's stream hashed with the method name unless given (``summary()``), so
+the selection is independent of every other method's draws (D2BC's initial gates included).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ class RandomChannel(FixedChannelSelection):
         self.init_seed: int | None = None
 
     def select(self, groups: ChannelGroups) -> list[Tensor]:
-        self.init_seed = draw_seed(self.seed)
+        self.init_seed = draw_seed(self.seed, self.registry_name or "random-channel")
         gen = torch.Generator().manual_seed(self.init_seed)
         scores = [torch.rand(g.size, generator=gen) for g in groups]
         if self.allocation == "global":

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-__all__ = ["derive_seed", "derive_seed_numpy", "seed_everything", "rng_state", "set_rng_state",
+__all__ = ["method_seed", "derive_seed", "derive_seed_numpy", "seed_everything", "rng_state", "set_rng_state",
            "preserve_rng"]
 
 
@@ -28,6 +28,17 @@ def derive_seed(*parts: Any, sep: str = "/") -> int:
     """A 63-bit seed that is a pure function of ``parts`` (e.g. ``(seed, stage, epoch, rank)``)."""
     blob = sep.join(str(p) for p in parts).encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & (2**63 - 1)
+
+
+def method_seed(seed: int | None, method: str) -> int:
+    """The seed of a method's own random draws (D2BC's gate init, random-channel's selection,
+    random-weight's scores): ``seed`` if given, else one integer drawn from torch's global
+    generator -- which the pipeline seeds from the run seed before ``attach`` -- hashed with the
+    method's name, so every method varies with the run seed and no two methods share a stream
+    (a random control is independent of the method it controls, issue 19)."""
+    if seed is not None:
+        return int(seed)
+    return derive_seed(int(torch.randint(0, 2**62, ())), "method", method) % (2**31 - 1)
 
 
 def derive_seed_numpy(seed: int, *parts: int | str) -> int:

@@ -35,6 +35,7 @@ from prunekit.pruning import measure
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS, SEARCHERS
 from prunekit.train import run_pipeline
+from prunekit.train.pipeline import uses_pretraining
 from prunekit.train.data import build_test_set
 from prunekit.train.tracking import open_tracker
 
@@ -182,7 +183,7 @@ def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
         "loss": cfg.loss.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
         "target_sparsity": cfg.sparsity, "seed": cfg.seed, "fold": cfg.data.fold,
         "eps": cfg.eval.eps if cfg.eval.eps is not None else cfg.loss.eps,
-        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash(),
+        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash() if uses_pretraining(cfg) else "",
         "attacks": ";".join(cfg.eval.attacks), "variant": run.variant, "grid": grid_name,
         "plugins": json.dumps(run_plugins(cfg), sort_keys=True), **provenance(),
     }

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prunekit import MODELS, PRUNERS
+from prunekit import LOSSES, MODELS, PRUNERS
 from prunekit.pruning import SPARSITY_TARGETS, measure, prunable_layers
 
 NAMES = PRUNERS.names()
@@ -67,12 +67,24 @@ def setup(request):
     return model, x, y
 
 
+def _batches(x: torch.Tensor, y: torch.Tensor):
+    while True:  # an endless calibration stream, as the pipeline's seeded_batches
+        yield x, y
+
+
 def _prune(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = STEPS):
     pruner = _build(name)
     pruner.attach(model, x[:2])
+    if pruner.calibrates():
+        was = model.training
+        model.eval()
+        pruner.calibrate(model, _batches(x, y), LOSSES.build("pgd_at", eps=0.03, steps=1))
+        model.train(was)
     groups = pruner.param_groups(model)
     lr = float(getattr(_cls(name), "contract_lr", 0.01))
     opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=2e-4) if groups else None
+    if opt is not None:
+        pruner.bind_optimizer(opt)
     model.train()
     for step in range(steps if opt else 0):
         loss = F.cross_entropy(model(x), y) + pruner.penalty()

@@ -17,6 +17,7 @@ from torch import nn
 
 from prunekit.config import RunConfig
 from prunekit.devices import select_device
+from prunekit.modes import eval_mode
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
 from prunekit.registry import PRUNERS
@@ -24,7 +25,7 @@ from prunekit.sections import build_loss, build_model
 from prunekit.seeding import derive_seed, seed_everything
 from prunekit.train.data import build_train_set
 from prunekit.train.env import DistEnv, dist_env, init_distributed
-from prunekit.train.loader import build_loader
+from prunekit.train.loader import build_loader, seeded_batches
 from prunekit.train.loop import fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.pretrain_stage import pretrain_stage
@@ -33,7 +34,7 @@ from prunekit.train.records import StageRecord
 from prunekit.train.tracking import open_tracker
 from prunekit.train.workdir import claim_workdir, save_final
 
-__all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
+__all__ = ["run_pipeline", "PipelineResult", "StageRecord", "uses_pretraining"]
 
 log = logging.getLogger(__name__)
 
@@ -106,22 +107,32 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         return _run_searcher(cfg, workdir, train_set, spec, loss, loader, dist, common,
                              example_inputs)
 
-    # 1. dense adversarial pretraining (cached, shared between methods) ------------------------
+    # 1. dense adversarial pretraining (cached, shared between methods), unless the method
+    #    trains sparse from scratch (Pruner.needs_pretrain False: FlyingBird, Twin-Rep) ---------
     seed_everything(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, spec).to(dev)
-    pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
-        cfg.pretrain_hash()
-    records["pretrain"] = pretrain_stage(model, cfg, loss, loader, pre_dir, dist, common)
+    if uses_pretraining(cfg):
+        pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
+            cfg.pretrain_hash()
+        records["pretrain"] = pretrain_stage(model, cfg, loss, loader, pre_dir, dist, common)
+    else:
+        records["pretrain"] = StageRecord(skipped=True)
     dense_model = copy.deepcopy(model).eval()
 
     # 2. prune / search, then finalize ----------------------------------------------------------
     pruner = PRUNERS.build(cfg.method, sparsity=cfg.sparsity, **cfg.pruner_hparams())
     seed_everything(derive_seed(cfg.seed, "attach"))
     pruner.attach(model, example_inputs)
+    if pruner.calibrates():
+        seed_everything(derive_seed(cfg.seed, "calibrate"))
+        with eval_mode(model):
+            pruner.calibrate(model, seeded_batches(loader, derive_seed(cfg.seed, "calibrate"),
+                                                   dev), loss)
     st = cfg.stage("prune")
     groups = pruner.param_groups(model)
     if groups and st.epochs > 0:
         opt = make_optimizer(groups, st)
+        pruner.bind_optimizer(opt)
         sched = pruner.stage_scheduler(opt, st)
         sched = make_scheduler(opt, st) if sched is None else sched
         res = fit(model, loss, opt, sched, loader, st.epochs, pruner=pruner,
@@ -165,6 +176,14 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
 
 
 # ------------------------------------------------------------------------------------------------
+def uses_pretraining(cfg: RunConfig) -> bool:
+    """Whether the run's method starts from the dense pretraining: not a searcher, nor a pruner
+    that trains sparse from scratch (``Pruner.needs_pretrain`` False)."""
+    if is_searcher(cfg.method):
+        return False
+    return bool(getattr(PRUNERS.get(cfg.method), "needs_pretrain", True))
+
+
 def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """The pruner's summary plus the hard-prune probe; ``warnings`` lists are concatenated."""
     out = {**summary, **{k: v for k, v in change.items() if k != "warnings"}}
