@@ -44,7 +44,7 @@ CELL_KEYS = ["loss", "method", "variant", "target_sparsity"]
 REPLICATE_KEYS = ["seed", "fold"]
 _NUMERIC = ["target_sparsity", "weight_sparsity", "macs_reduction", "params", "macs", "eps",
             "n_eval", "clean_acc", "pgd_acc", "apgd_acc", "aa_acc", "worst_acc", "train_s",
-            "eval_s", "params_reduction", "seed", "fold"]
+            "eval_s", "params_reduction", "seed", "fold", "nonzero_params"]
 _TARGET_OF = {"channel": "macs", "weight": "weights", "none": "none"}
 
 
@@ -112,11 +112,30 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
         elif r["granularity"] == "channel" and r["pretrain_hash"] in dense.index:
             pr[i] = 1.0 - r["params"] / dense[r["pretrain_hash"]]
     ok["rel_params"] = 1.0 - pr
+    ok["nonzero"] = _nonzero(ok, dense)
     ok["sp_target"] = [t or _TARGET_OF.get(g, "") for t, g in zip(ok["sparsity_target"],
                                                                   ok["granularity"])]
     ok["_order"] = [method_sort_key(m, g) for m, g in zip(ok["method"], ok["granularity"])]
     ok["_warn"] = [method_warnings(v) for v in ok["method_summary"]]
     return ok, dropped
+
+
+def _nonzero(ok: pd.DataFrame, dense: pd.Series) -> list[float]:
+    """Non-zero parameters per row: the ``nonzero_params`` column (schema v3), else -- older
+    files -- ``params`` for dense and channel rows (compacted: every stored parameter counts) and
+    ``(1 - params_reduction) * params(dense)`` for masked rows whose dense run is in the file."""
+    out = []
+    for r in ok.to_dict("records"):
+        nz = r.get("nonzero_params", math.nan)
+        if nz is None or (isinstance(nz, float) and math.isnan(nz)):
+            if r["granularity"] in ("none", "channel", "architecture"):
+                nz = r["params"]
+            elif r["pretrain_hash"] in dense.index and not math.isnan(r["rel_params"]):
+                nz = r["rel_params"] * dense[r["pretrain_hash"]]
+            else:
+                nz = math.nan
+        out.append(float(nz))
+    return out
 
 
 def metric_names(ok: pd.DataFrame) -> list[str]:
@@ -153,7 +172,7 @@ def _cell_warnings(per_run: list[list[str]]) -> list[str]:
 
 def summarize(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per cell of ``ok`` (already one group), in display order: keys, ``label``,
-    ``runs``, mean ``macs`` / ``params`` / ``rel_macs`` / ``rel_params`` / reductions,
+    ``runs``, mean ``macs`` / ``params`` / ``nonzero`` (non-zero params) / ``rel_macs`` / ``rel_params`` / reductions,
     ``sp_target``, ``granularity``, ``warnings`` (the runs' method warnings, ``"not converged
     (2 of 3 runs)"``) and ``acc:<metric>`` :class:`Interval` columns."""
     metrics = metric_names(ok)
@@ -165,7 +184,7 @@ def summarize(ok: pd.DataFrame) -> pd.DataFrame:
                    granularity=g["granularity"].iloc[0], sp_target=g["sp_target"].iloc[0],
                    _sort=(losses.index(loss), g["_order"].iloc[0], variant, sp),
                    warnings=_cell_warnings(list(g["_warn"])))
-        for c in ("macs", "params", "rel_macs", "rel_params", "macs_reduction",
+        for c in ("macs", "params", "nonzero", "rel_macs", "rel_params", "macs_reduction",
                   "params_reduction", "weight_sparsity"):
             rec[c] = float(g[c].mean()) if g[c].notna().any() else math.nan
         rec["params_reduction"] = 1.0 - rec["rel_params"]

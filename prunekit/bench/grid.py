@@ -212,11 +212,32 @@ def _fmt_point(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(base)"
 
 
-def run_id_for(cfg: RunConfig) -> str:
-    """``<loss>-<method>-s<sparsity>-seed<seed>[-f<fold>]-<config_hash[:8]>``."""
-    parts = [cfg.loss.name, cfg.method, f"s{cfg.sparsity:g}", f"seed{cfg.seed}"]
+#: axes every run id shows anyway (``<loss>-<method>-s<sp>-seed<k>[-f<fold>]``)
+_ID_AXES = frozenset({"loss.name", "method", "sparsity", "seed", "data.fold"})
+
+
+def _id_part(key: str, value: Any) -> str:
+    """One run-id segment of a varying axis: the model / dataset name itself, ``eps0.0314``,
+    else the key's last component and the value (``thres0.2``, ``epochs20``)."""
+    if key in ("model.name", "data.dataset"):
+        return str(value)
+    last = key.split(".")[-1]
+    return f"{last}{value:.4g}" if isinstance(value, float) else f"{last}{value}"
+
+
+def run_id_for(cfg: RunConfig, varying: Mapping[str, Any] | None = None) -> str:
+    """``<loss>-<method>[-<model>][-<dataset>]-s<sparsity>-seed<seed>[-f<fold>][-<axis><value>
+    ...]-<config_hash[:8]>``: ``varying`` = this run's values of the grid axes that take several
+    values (model and dataset right after the method, other axes after the seed), so two runs
+    that differ only in a grid axis differ in more than the hash. A grid none of whose axes
+    beyond loss, method, sparsity, seed and fold varies keeps the ids it always had."""
+    varying = dict(varying or {})
+    parts = [cfg.loss.name, cfg.method]
+    parts += [_id_part(k, varying.pop(k)) for k in ("model.name", "data.dataset") if k in varying]
+    parts += [f"s{cfg.sparsity:g}", f"seed{cfg.seed}"]
     if cfg.data.fold is not None:
         parts.append(f"f{cfg.data.fold}")
+    parts += [_id_part(k, v) for k, v in varying.items()]
     parts.append(cfg.config_hash()[:8])
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
 
@@ -257,7 +278,7 @@ def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
         if h in seen:
             continue
         seen.add(h)
-        cfg.name = f"{grid.name}/{run_id_for(cfg)}"
+        cfg.name = f"{grid.name}/{run_id_for(cfg, _id_values(grid, cfg, point))}"
         runs.append((cfg, point))
     if not runs:
         raise ConfigError(f"grid {grid.name!r} expands to no runs (check its exclude rules)")
@@ -267,10 +288,24 @@ def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
         order.setdefault(cfg.pretrain_hash(), len(order))
     ranked = sorted(enumerate(runs), key=lambda t: (order[t[1][0].pretrain_hash()], t[0]))
     varying = set(grid.axes) | {k for inc in grid.include for k in inc}
-    out = [GridRun(index=i, run_id=run_id_for(cfg), config=cfg, point=point,
+    out = [GridRun(index=i, run_id=cfg.name.rsplit("/", 1)[1], config=cfg, point=point,
                    variant=_variant(cfg, point, varying))
            for i, (_, (cfg, point)) in enumerate(ranked)]
     log.info("grid %s: %d runs in %d pretraining groups", grid.name, len(out), len(order))
+    return out
+
+
+def _id_values(grid: Grid, cfg: RunConfig, point: Mapping[str, Any]) -> dict[str, Any]:
+    """This run's values of the grid axes that take several values, beyond those every id
+    shows, and that apply to its method (another method's hyperparameter does not)."""
+    out = {}
+    for key, values in grid.axes.items():
+        if key in _ID_AXES or key not in point or len({repr(v) for v in values}) < 2:
+            continue
+        head = key.split(".")[0]
+        if head in _CONFIG_FIELDS or (head in PRUNERS and PRUNERS.canonical(head)
+                                      == PRUNERS.canonical(cfg.method)):
+            out[key] = point[key]
     return out
 
 

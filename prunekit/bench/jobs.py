@@ -86,10 +86,11 @@ def run_parallel(grid: Grid, runs: Sequence[GridRun], summary: Any, jobs: int, *
     before = _row_stamps(store)
     ctx = mp.get_context("spawn")
     messages = ctx.Queue()
+    started = ctx.Value("i", 0)  # runs started by all workers: the global [k/N] count
     procs = [ctx.Process(target=_worker, name=f"prunekit-job-{k}",
                          args=(grid, list(todo), str(out), str(cache), run_fn, device,
                                threads or 1, k, claims.token, messages,
-                               logging.getLogger().level, os.getpid()))
+                               logging.getLogger().level, os.getpid(), started))
              for k in range(n)]
     for p in procs:
         p.start()
@@ -181,7 +182,7 @@ def _stop(procs: list[Any]) -> None:
 # ------------------------------------------------------------------------------------------------
 def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
             device: str | None, threads: int, k: int, token: str, messages: Any,
-            log_level: int, parent: int) -> None:
+            log_level: int, parent: int, started: Any = None) -> None:
     """One worker process: claim, run, report, until nothing is left (exit code 130 if
     interrupted or orphaned, 3 on an error that is not a run's own failure)."""
     run = None
@@ -207,6 +208,10 @@ def _worker(grid: Grid, runs: list[GridRun], out: str, cache: str, run_fn: Any,
             run, lock = claim
             done += 1
             local = GridSummary(grid=grid.name, out_dir=out_dir, csv_path=store.path, runs=runs)
+            if started is not None:  # numbered across all workers, not per worker
+                with started.get_lock():
+                    started.value += 1
+                    done = started.value
             try:
                 run_one(run, done, len(runs), grid, out_dir, cache_dir, fn, device, store,
                         local, say)

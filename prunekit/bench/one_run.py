@@ -30,6 +30,7 @@ from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import RunConfig
 from prunekit.devices import model_device, select_device
 from prunekit.errors import ConfigError
+from prunekit.plugins import run_plugins
 from prunekit.eval import RobustnessEvaluator
 from prunekit.pruning import measure
 from prunekit.pruning.base import sparsity_target_of
@@ -162,12 +163,14 @@ def _method_columns(res: Any) -> dict[str, Any]:
     return cols
 
 
-def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
+def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str,
+                 plugins: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The evaluation columns of a row from an ``EvalResult``; writes the run's per-example
     file ``out_dir/examples/<run_id>.npz`` first (atomically), so a row never names a missing
     file."""
     rel = f"{EXAMPLES_DIR}/{run_id}.npz"
-    result.write_examples(out_dir / rel, run_id=run_id, dataset=dataset, split="test")
+    result.write_examples(out_dir / rel, run_id=run_id, dataset=dataset, split="test",
+                          extra={"plugins": dict(plugins)} if plugins else None)
     cols = {k: v for k, v in result.to_row().items() if k in COLUMNS}
     cols["examples"] = rel
     return cols
@@ -213,7 +216,7 @@ def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
         "eps": cfg.eval.eps if cfg.eval.eps is not None else cfg.loss.eps,
         "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash() if uses_pretraining(cfg) else "",
         "attacks": ";".join(cfg.eval.attacks), "variant": run.variant, "grid": grid_name,
-        **provenance(),
+        "plugins": json.dumps(run_plugins(cfg), sort_keys=True), **provenance(),
     }
 
 
@@ -244,7 +247,8 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
         metrics = dict(fn(cfg, workdir, cache, device))
         result = metrics.pop(EVAL_RESULT, None)
         if result is not None:
-            metrics.update(eval_columns(result, out, run.run_id, cfg.data.dataset))
+            metrics.update(eval_columns(result, out, run.run_id, cfg.data.dataset,
+                                        json.loads(row["plugins"])))
         unknown = set(metrics) - set(COLUMNS)
         if unknown:
             log.warning("%s: run function returned unknown columns %s (dropped)", msg,

@@ -116,7 +116,7 @@ class EvalResult:
 
     # -- per-example file ------------------------------------------------------------------
     def write_examples(self, path: str | os.PathLike, *, run_id: str, dataset: str,
-                       split: str = "test") -> Path:
+                       split: str = "test", extra: dict[str, Any] | None = None) -> Path:
         """Write the per-example file (docs/results-schema.md) atomically; returns its path.
         :class:`~prunekit.eval.examples.ExamplesError` if the example indices are unknown."""
         if self.index is None:
@@ -127,7 +127,8 @@ class EvalResult:
         meta = {"run_id": run_id, "dataset": dataset, "split": split, "eps": self.eps,
                 "norm": self.norm, "seed": self.seed,
                 "attacks": [self.meta[a].record() for a in self.attacks],
-                "reused": dict(self.reused), "certify": list(self.cert_meta.values())}
+                "reused": dict(self.reused), "certify": list(self.cert_meta.values()),
+                **(extra or {})}
         cert_names = list(self.cert_flags)
         cert = torch.stack([self.cert_flags[n].bool().cpu() for n in cert_names]).numpy() \
             if cert_names else None
