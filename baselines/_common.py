@@ -13,9 +13,9 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from prunekit.pruning.channel import ChannelPruner
-from prunekit.seeding import method_seed
 from prunekit.pruning.groups import ChannelGroups
 from prunekit.pruning.masking import prunable_layers, topk_masks
+from prunekit.seeding import method_seed
 
 __all__ = ["select_layers", "topk_keep", "ScoreSTE", "freeze_all_but_norm", "unfreeze",
            "scaled_score_init", "check_choice", "norm_params", "uniform_group_counts",
@@ -111,17 +111,19 @@ def scaled_score_init(weight: Tensor) -> Tensor:
 
 
 # -- channel groups (hydra-channel, admm filter) ---------------------------------------------------
-def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40) -> list[int]:
+def uniform_group_counts(groups: ChannelGroups, sparsity: float, iters: int = 40,
+                         cost: str = "macs") -> list[int]:
     """Channels kept per group when every group keeps the same fraction ``r`` of its channels
     (the channel analogue of a per-layer ratio, as HYDRA's per-layer ``k`` and ADMM's per-layer
     ``prune_ratios``), with ``r`` chosen by bisection so the analytic conv + linear MACs
-    reduction is as close as possible to ``sparsity`` (ChannelPruner's target). >= 1 per group."""
+    reduction is as close as possible to ``sparsity`` (ChannelPruner's target; ``cost="params"``:
+    the parameter reduction). >= 1 per group."""
     def counts(r: float) -> list[int]:
         return [min(g.size, max(1, int(math.floor(r * g.size + 0.5)))) for g in groups]
 
     def reduction(c: list[int]) -> float:
         gates = [(torch.arange(g.size) < k).float() for g, k in zip(groups, c)]
-        return 1.0 - float(groups.macs(gates)) / groups.dense_macs
+        return 1.0 - float(groups.cost(cost, gates)) / groups.dense_cost(cost)
 
     lo, hi = 0.0, 1.0                     # reduction(counts(r)) decreases as r grows
     for _ in range(iters):
@@ -158,11 +160,11 @@ def topk_count(values: Tensor, k: int) -> Tensor:
     return mask.view_as(values)
 
 
-def draw_seed(seed: int | None, method: str) -> int:
-    """A random baseline's selection seed: :func:`prunekit.seeding.method_seed` (``seed`` if
-    given, else the run's stream hashed with the method's name: independent of every other
-    method's draws under the same run seed)."""
-    return method_seed(seed, method)
+def draw_seed(seed: int | None, name: str) -> int:
+    """``seed`` if given, else the method's own stream (:func:`prunekit.seeding.method_seed`:
+    derived from the run seed's torch draw and ``name``), so a random baseline varies with the
+    run seed and never repeats another method's draw (issue 19)."""
+    return method_seed(name, seed)
 
 
 class MaskCache:
@@ -202,6 +204,18 @@ class FixedChannelSelection(ChannelPruner):
 
     def group_gates(self) -> list[Tensor]:
         return [k.float() for k in self.keep]
+
+    def finalize(self, model: nn.Module) -> nn.Module:
+        """Record the analytic MACs reduction of the fixed selection, then compact."""
+        if self.groups is not None:
+            self._search_reduction = round(self.reduction(), 6)
+        return super().finalize(model)
+
+    def summary(self) -> dict[str, Any]:
+        """``search_reduction``: analytic MACs reduction of the selection at finalize (the
+        selection is fixed, so it is the final one; reported like every channel method's)."""
+        red = getattr(self, "_search_reduction", None)
+        return {} if red is None else {"search_reduction": red}
 
     def state_dict(self) -> dict[str, Any]:
         return {"keep": [k.clone() for k in self.keep]}

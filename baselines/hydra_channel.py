@@ -58,6 +58,8 @@ class HydraChannel(ChannelPruner):
         self._counts: list[int] = []
         self._caches: list[MaskCache] = []
         self._frozen: list[nn.Parameter] = []
+        self._init_keep: list[Tensor] = []
+        self._summary: dict[str, Any] = {}
 
     def init_gates(self, groups: ChannelGroups) -> None:
         """Scaled score init from the groups' channel norms; freeze all but BN (official
@@ -70,9 +72,11 @@ class HydraChannel(ChannelPruner):
             fan_in = nn.init._calculate_correct_fan(named[g.root].weight, "fan_in")
             s = math.sqrt(6.0 / fan_in) * nrm / nrm.max().clamp_min(torch.finfo(nrm.dtype).tiny)
             self._scores.append(nn.Parameter(s.float()))
-        self._counts = uniform_group_counts(groups, self.sparsity)
+        self._counts = uniform_group_counts(groups, self.sparsity, cost=self.target)
         self._caches = [MaskCache() for _ in groups]
         self._frozen = freeze_all_but_norm(groups.model)
+        self._init_keep = [topk_count(s.detach().abs(), k).cpu()
+                           for s, k in zip(self._scores, self._counts)]
         log.info("hydra-channel: %d groups, kept channels %s of %s", len(groups), self._counts,
                  groups.sizes())
 
@@ -97,6 +101,12 @@ class HydraChannel(ChannelPruner):
     def finalize(self, model: nn.Module) -> nn.Module:
         """Compact physically (ChannelPruner) and unfreeze the weights for fine-tuning."""
         before = {id(p) for p in model.parameters()}
+        keep = [k.cpu() for k in self.keep_masks()]
+        if self._init_keep and len(self._init_keep) == len(keep):
+            kept = sum(int(k.sum()) for k in keep)
+            same = sum(int((k & k0).sum()) for k, k0 in zip(keep, self._init_keep))
+            self._summary = {"kept_as_at_init": round(same / max(kept, 1), 6),
+                             "search_reduction": round(self.reduction(), 6)}
         out = super().finalize(model)
         unfreeze(self._frozen)
         for p in out.parameters():   # torch-pruning re-creates the parameters it shrinks
@@ -104,6 +114,14 @@ class HydraChannel(ChannelPruner):
                 p.requires_grad_(True)
         self._frozen, self._scores, self._caches = [], [], []
         return out
+
+    def summary(self) -> dict[str, Any]:
+        """``kept_as_at_init``: fraction of the finally kept channels that the initial scores
+        (the filter-norm top-k per group) already kept -- 1.0 = the score training learned
+        nothing beyond magnitude (L2) channel pruning, near the chance level k/n = the scores
+        were re-randomised (issue 19: at lr 0.1, 28-39 %); ``search_reduction``: analytic MACs
+        reduction at finalize."""
+        return dict(self._summary)
 
     def state_dict(self) -> dict[str, Any]:
         return {"scores": [s.detach().clone() for s in self._scores], "counts": list(self._counts)}

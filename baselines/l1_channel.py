@@ -60,7 +60,8 @@ class L1Channel(FixedChannelSelection):
         group_reduction: ``"first"`` (root filters: Li et al.), ``"sum"`` or ``"mean"``
             (torch-pruning's group L1).
         allocation: ``"uniform"`` (same kept fraction per group) or ``"global"``.
-        include_stem / include_classifier: see :class:`~prunekit.pruning.channel.ChannelPruner`.
+        include_stem / include_classifier / target: see
+            :class:`~prunekit.pruning.channel.ChannelPruner` (``target="params"``).
 
     Example::
 
@@ -69,9 +70,9 @@ class L1Channel(FixedChannelSelection):
 
     def __init__(self, sparsity: float, *, group_reduction: str = "first",
                  allocation: str = "uniform", include_stem: bool = False,
-                 include_classifier: bool = False) -> None:
+                 include_classifier: bool = False, target: str = "macs") -> None:
         super().__init__(sparsity, include_stem=include_stem,
-                         include_classifier=include_classifier)
+                         include_classifier=include_classifier, target=target)
         self.group_reduction = check_choice("group_reduction", group_reduction,
                                             ("first", "sum", "mean"))
         self.allocation = check_choice("allocation", allocation, ("uniform", "global"))
@@ -80,9 +81,9 @@ class L1Channel(FixedChannelSelection):
         scores = l1_importance(groups, self.group_reduction)
         if self.allocation == "global":
             keep = select_by_macs(groups, [s / s.mean().clamp_min(1e-12) for s in scores],
-                                  self.sparsity)
+                                  self.sparsity, cost=self.target)
         else:
             keep = [topk_count(s, k) for s, k in
-                    zip(scores, uniform_group_counts(groups, self.sparsity))]
+                    zip(scores, uniform_group_counts(groups, self.sparsity, cost=self.target))]
         log.info("l1-channel: kept %s of %s", [int(k.sum()) for k in keep], groups.sizes())
         return keep

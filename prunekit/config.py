@@ -29,8 +29,9 @@ from typing import Any, Mapping
 
 from prunekit.atomic import file_sha256
 from prunekit.attacks.parse import parse_attack
-from prunekit.config_parse import (build_dataclass, check_finite_tree, check_stage, digest,
-                                   load_yaml, set_dotted)
+from prunekit.certify.base import build_certifier
+from prunekit.config_parse import (SEED_MAX, build_dataclass, check_data_options,
+                                   check_finite_tree, check_stage, digest, load_yaml, set_dotted)
 from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig,
                                    PretrainConfig, StageConfig, TrackConfig)
 from prunekit.devices import DEVICE_FORMS, is_device_name
@@ -173,6 +174,8 @@ class RunConfig:
         """Value checks; raises :class:`ConfigError` naming the first bad field."""
         if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1) (fraction removed), got {self.sparsity}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed!r}")
         if not is_device_name(self.device):
             raise ConfigError(f"device must be {DEVICE_FORMS}, got {self.device!r}")
         for sname in ("pretrain", "prune", "finetune"):
@@ -210,6 +213,10 @@ class RunConfig:
             raise ConfigError(f"eval.eps must be >= 0, got {self.eval.eps}")
         if self.eval.batch_size < 1:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
+        if not self.eval.attacks:
+            raise ConfigError("eval.attacks is empty; give at least one attack, e.g. "
+                              "[pgd-10-4, apgd-ce, aa] (docs/evaluation.md)")
+        check_data_options(self.data.options)
         if not check_registries:
             return
         for key in SECTIONS:
@@ -229,6 +236,11 @@ class RunConfig:
             self.stage(sname)  # validates the overrides
         for a in self.eval.attacks:
             parse_attack(a)
+        if not isinstance(self.eval.certify, list):
+            raise ConfigError(f"eval.certify must be a list of certifiers, got "
+                              f"{self.eval.certify!r}")
+        for c in self.eval.certify:
+            build_certifier(c, float(self.eval.eps or 0.0))
         # the pruner (or searcher: prunekit.search.Searcher.check_config) validates its own
         # hyperparameters (one-line errors)
         try:
@@ -267,4 +279,6 @@ def _asdict(cfg: "RunConfig") -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     for key in ("data", "model", "loss"):
         d[key].update(d[key].pop("options"))
+    if not d["eval"]["certify"]:    # optional field: existing hashes unchanged
+        d["eval"].pop("certify")
     return d

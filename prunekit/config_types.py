@@ -73,6 +73,9 @@ class EvalConfig:
     n_examples: int | None = 1000       #: first N test examples (None: the whole test set)
     batch_size: int = 256
     seed: int = 0
+    #: certifiers (prunekit.CERTIFIERS): ``ibp``, ``crown-ibp``, ``{name: smoothing, sigma: ..}``;
+    #: an empty list is left out of the config hash
+    certify: list[Any] = field(default_factory=list)
 
 
 @dataclass

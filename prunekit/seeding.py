@@ -6,6 +6,10 @@
 * :func:`derive_seed_numpy` -- the searchers' derivation (NumPy ``SeedSequence``). It gives other
   values than :func:`derive_seed` for the same parts and is kept because the recorded LRNAS
   searches were drawn from it (switching would change every searched genotype);
+* :func:`method_seed` -- a randomised method's own stream: derived from (the value drawn from
+  torch's generator, which the pipeline seeds from the run seed before ``attach``, and the
+  method's name), so two methods of the same run seed never share a draw (issue 19: the random
+  control used to keep the top-k of D2BC's own initial gates);
 * :func:`seed_everything`, :func:`rng_state` / :func:`set_rng_state` (checkpointable RNG state of
   torch, NumPy and Python), :func:`preserve_rng` (a block that leaves the global streams as it
   found them, e.g. around pyautoattack, which reseeds them).
@@ -20,7 +24,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
-__all__ = ["method_seed", "derive_seed", "derive_seed_numpy", "seed_everything", "rng_state", "set_rng_state",
+__all__ = ["derive_seed", "method_seed", "derive_seed_numpy", "seed_everything", "rng_state", "set_rng_state",
            "preserve_rng"]
 
 
@@ -30,15 +34,14 @@ def derive_seed(*parts: Any, sep: str = "/") -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & (2**63 - 1)
 
 
-def method_seed(seed: int | None, method: str) -> int:
-    """The seed of a method's own random draws (D2BC's gate init, random-channel's selection,
-    random-weight's scores): ``seed`` if given, else one integer drawn from torch's global
-    generator -- which the pipeline seeds from the run seed before ``attach`` -- hashed with the
-    method's name, so every method varies with the run seed and no two methods share a stream
-    (a random control is independent of the method it controls, issue 19)."""
+def method_seed(name: str, seed: int | None = None) -> int:
+    """``seed`` if given, else a 31-bit seed derived from ``(torch draw, name)``: one draw from
+    torch's global generator (seeded from the run seed by the pipeline) passed through
+    :func:`derive_seed` with the method's name, so the stream is a pure function of (run seed,
+    method name) and independent between methods."""
     if seed is not None:
         return int(seed)
-    return derive_seed(int(torch.randint(0, 2**62, ())), "method", method) % (2**31 - 1)
+    return derive_seed(int(torch.randint(0, 2**31 - 1, ())), name) % (2**31 - 1)
 
 
 def derive_seed_numpy(seed: int, *parts: int | str) -> int:

@@ -15,7 +15,7 @@ from torch.nn.utils import parametrize
 from prunekit import PRUNERS
 from prunekit.pruning.masking import prunable_layers
 
-from baselines._common import scaled_score_init, uniform_group_counts
+from baselines._common import scaled_score_init, topk_count, uniform_group_counts
 from baselines.admm import ADMM, ADMMFilter
 from baselines.dense import Dense
 from baselines.hydra import Hydra, HydraChannel
@@ -210,6 +210,11 @@ def test_hydra_channel(net, batch) -> None:
     torch.testing.assert_close(small(x), masked, atol=1e-5, rtol=1e-4)   # compaction is exact
     assert small.conv1.out_channels == kept["conv1"] < 16
     assert all(q.requires_grad for q in small.parameters())
+    assert 0.0 <= p.summary()["kept_as_at_init"] <= 1.0 and "search_reduction" in p.summary()
+    q = PRUNERS.build("hydra-channel", sparsity=0.5)     # no training: the init's top-k exactly
+    q.attach(Net(), x[:2])
+    q.finalize(q.model)
+    assert q.summary()["kept_as_at_init"] == 1.0
 
 
 # -- ADMM --------------------------------------------------------------------------------------
@@ -412,6 +417,31 @@ def test_random_channel_uniform_allocation_and_seeds(net, batch) -> None:
     g = PRUNERS.build("random-channel", sparsity=0.5, allocation="global", seed=3)
     g.attach(net, x[:2])
     assert g.macs_reduction() >= 0.5 and g.summary() == {"allocation": "global", "init_seed": 3}
+
+
+def test_random_channel_is_independent_of_d2bc_init_under_the_same_run_seed() -> None:
+    """Issue 19: with one torch draw per run seed for both, random-channel kept the top-k of
+    D2BC's own U[0, 1] initial gates. Now each method has its own stream (run seed, name): the
+    kept set is not D2BC's top-k, and its overlap with it is what chance gives (k/n)."""
+    import prunekit
+    x = torch.zeros(2, 1, 28, 28)
+    overlap, chance = [], []
+    for run_seed in range(6):
+        torch.manual_seed(run_seed)
+        d = PRUNERS.build("d2bc", sparsity=0.5, include_stem=True)
+        d.attach(prunekit.MODELS.build("vgg-small", width=0.5), x)
+        torch.manual_seed(run_seed)
+        r = PRUNERS.build("random-channel", sparsity=0.5, include_stem=True)
+        r.attach(prunekit.MODELS.build("vgg-small", width=0.5), x)
+        assert r.summary()["init_seed"] != d.summary()["init_seed"]
+        for m, keep in zip(d.group_scores(), r.keep_masks()):
+            k = int(keep.sum())
+            top = topk_count(m, k)                       # what the old control kept
+            overlap.append(float((top & keep).sum()) / k)
+            chance.append(k / keep.numel())
+        assert not all(torch.equal(topk_count(m, int(k.sum())), k)
+                       for m, k in zip(d.group_scores(), r.keep_masks()))
+    assert abs(sum(overlap) / len(overlap) - sum(chance) / len(chance)) < 0.1
 
 
 def test_l1_channel_keeps_the_largest_l1_filters(net, batch) -> None:

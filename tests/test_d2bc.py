@@ -221,3 +221,32 @@ def test_bench_rows_record_target_summary_and_run_seed(tmp_path) -> None:
                for d in s)
     run = json.loads((tmp_path / "runs" / rows[0]["run_id"] / "run.json").read_text())
     assert run["pruner"]["summary"] == s[0] and run["pruner"]["hparams"]["seed"] is None
+
+
+def test_lagrangian_dual_meets_the_target_where_the_fixed_penalty_stalls() -> None:
+    """Issue 19: a loss that pulls every gate open (here -mean(m), the stand-in for the
+    adversarial loss's re-opening pull) against the MACs constraint. The fixed penalty settles
+    at its biased equilibrium short of the target; the dual variable keeps growing until the
+    constraint holds. Also: the dual and step count survive state_dict / load_state_dict."""
+    ends = {}
+    for constraint in ("penalty", "lagrangian"):
+        model, x, p = _setup(sparsity=0.7, gamma=10.0, constraint=constraint, dual_lr=2.0,
+                             gate_lr_mult=1.0, seed=0)
+        opt = torch.optim.SGD(list(p.gate_params), lr=0.05)
+        for step in range(300):
+            pull = -2.0 * torch.cat([m for m in p.gate_params]).mean()
+            loss = pull + p.penalty()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            p.on_step_end(step)
+        ends[constraint] = p.macs_reduction()
+        if constraint == "lagrangian":
+            assert p.summary()["dual"] > 0
+            sd = p.state_dict()
+            _, _, q = _setup(sparsity=0.7, constraint="lagrangian", seed=0)
+            q.load_state_dict(sd)
+            assert q.lam == p.lam and q._steps == 300
+    assert abs(ends["lagrangian"] - 0.7) < 0.015 and abs(ends["penalty"] - 0.7) > 0.03
+    with pytest.raises(ValueError, match="constraint must be one of"):
+        PRUNERS.build("d2bc", sparsity=0.5, constraint="dual")

@@ -142,3 +142,47 @@ def test_paired_bootstrap_over_seeds_and_degenerate_cases() -> None:
     assert (same.mean, same.lo, same.hi) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same examples"):
         paired_bootstrap([a0, a1[:10]], [b0, b1[:10]])
+
+
+# -- seed-level test and minimum detectable difference (issue 19) -------------------------------
+def test_seed_t_test_agrees_with_the_t_interval_on_seed_means() -> None:
+    from prunekit.bench.stats import seed_t_test
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        d = rng.normal(rng.uniform(-2, 2), 2.0, size=int(rng.integers(2, 9)))
+        p = seed_t_test(d)
+        assert p == pytest.approx(sps.ttest_1samp(d, 0.0).pvalue)
+        assert (p < 0.05) == t_interval(d).excludes(0.0)       # the same decision
+    assert math.isnan(seed_t_test([1.0])) and math.isnan(seed_t_test([2.0, 2.0]))
+
+
+def test_seed_t_test_size_by_simulation() -> None:
+    """Under the null (examples nested in seeds: a per-seed training offset plus example noise)
+    the seed-level test rejects ~5 % of the time, where an example-level test of the pooled
+    flags (ignoring the seed offset) rejects far more often."""
+    from prunekit.bench.stats import seed_t_test
+    rng = np.random.default_rng(0)
+    rej_seed = rej_ex = 0
+    sims, seeds, n = 400, 6, 200
+    for _ in range(sims):
+        offset = rng.normal(0, 0.06, size=seeds)            # seed-to-seed training noise
+        p_a = np.clip(0.5 + offset, 0, 1)
+        a = rng.random((seeds, n)) < p_a[:, None]
+        b = rng.random((seeds, n)) < 0.5 + rng.normal(0, 0.06, size=seeds)[:, None]
+        per_seed = 100 * (a.mean(1) - b.mean(1))
+        rej_seed += seed_t_test(per_seed) < 0.05
+        rej_ex += sps.ttest_rel(a.ravel().astype(float), b.ravel().astype(float)).pvalue < 0.05
+    assert 0.02 <= rej_seed / sims <= 0.09
+    assert rej_ex / sims > 0.2
+
+
+def test_min_detectable_difference_has_80_percent_power() -> None:
+    from statsmodels.stats.power import TTestPower
+    from prunekit.bench.stats import min_detectable_difference
+    d = np.array([1.0, -2.0, 3.5, 0.5, 2.0, -1.0])
+    mdd = min_detectable_difference(d)
+    sd = d.std(ddof=1)
+    assert TTestPower().power(effect_size=mdd / sd, nobs=6, alpha=0.05) == pytest.approx(0.8, abs=1e-6)
+    z = sps.norm.ppf                                 # normal approximation, a bit smaller
+    assert (z(0.975) + z(0.8)) * sd / math.sqrt(6) < mdd < 1.5 * (z(0.975) + z(0.8)) * sd / math.sqrt(6)
+    assert math.isnan(min_detectable_difference([1.0]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import time
 
 import torch
@@ -19,6 +20,18 @@ import torch.nn.functional as F
 from prunekit import DATASETS, MODELS, PRUNERS
 from prunekit.data import subset
 from prunekit.pruning import measure
+from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
+
+
+def _value(v: str) -> bool | int | float | str:
+    if v in ("True", "False"):
+        return v == "True"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
 
 
 def main() -> None:
@@ -32,6 +45,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cosine", action="store_true", help="cosine-decay the search lr to 0")
     ap.add_argument("--hparams", default="", help="extra d2bc hparams, k=v,k=v")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -39,8 +53,7 @@ def main() -> None:
     hp = {}
     for kv in filter(None, args.hparams.split(",")):
         k, v = kv.split("=")
-        hp[k] = {"True": True, "False": False}.get(v, None) if v in ("True", "False") else (
-            float(v) if "." in v or "e" in v else int(v) if v.lstrip("-").isdigit() else v)
+        hp[k] = _value(v)
     ds = subset(DATASETS.build("fashion_mnist", split="train"), args.n_train, seed=args.seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True, drop_last=True)
     spec = ds.spec
@@ -53,29 +66,36 @@ def main() -> None:
             opt.zero_grad(); F.cross_entropy(dense(x), y).backward(); opt.step()
     x0 = next(iter(loader))[0][:2]
     print(f"| model | target | search (analytic) | final (analytic) | measured (torch-pruning) | "
-          f"calibrated | train acc (last 20 steps) | s |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"calibrated | train acc (last 20 steps) | s | finalize agreement |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for t in args.targets:
         model = copy.deepcopy(dense)
         pr = PRUNERS.build("d2bc", sparsity=t, **hp)
         pr.attach(model, x0)
         opt = torch.optim.SGD(pr.param_groups(model), lr=args.lr, momentum=0.9, weight_decay=2e-4)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / args.search_steps)) if args.cosine
+            else 1.0)
         step, accs, t0 = 0, [], time.time()
         while step < args.search_steps:
             for x, y in loader:
                 out = model(x)
                 loss = F.cross_entropy(out, y) + pr.penalty()
-                opt.zero_grad(); loss.backward(); opt.step(); pr.on_step_end(step)
+                opt.zero_grad(); loss.backward(); opt.step(); sched.step(); pr.on_step_end(step)
                 accs = (accs + [float((out.argmax(1) == y).float().mean())])[-20:]
                 step += 1
                 if step >= args.search_steps:
                     break
+        probe = probe_inputs(ds, torch.device("cpu"))
+        before = probe_logits(model, probe)
         final = pr.finalize(model)
+        agree = finalize_change(before, probe_logits(final, probe))["finalize_agreement"]
         m = measure(final, x0, dense=dense)
         c = pr.calibration
         print(f"| {args.model} | {t:.2f} | {c['search_reduction']:.4f} | {c['final_reduction']:.4f} "
               f"| {m.macs_reduction:.4f} | {c['calibrated']} | {sum(accs)/len(accs):.3f} "
-              f"| {time.time()-t0:.0f} |", flush=True)
+              f"| {time.time()-t0:.0f} | {agree:.3f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

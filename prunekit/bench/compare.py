@@ -21,8 +21,13 @@ Per metric and table cell (loss x method x variant x sparsity) with S paired see
   of the per-example sums over seeds (:func:`prunekit.bench.stats.sign_flip_test`: the seeds
   share the test examples, so their 2x2 tables must not be summed); Holm-corrected over every
   test of the table;
+- with S >= 2 the seed-level test (:func:`prunekit.bench.stats.seed_t_test`: the seed is the
+  unit, examples nested in it; ``p_seed``) and the minimum detectable difference at 80 % power
+  from the observed seed std (``mdd``, points; :func:`prunekit.bench.stats.
+  min_detectable_difference`), printed beside the difference: a non-significant difference
+  smaller than ``mdd`` is "not detectable with these seeds", not "no difference";
 - **significant** = Holm-adjusted p < 0.05 and, with S >= 2, a t-interval over seeds that
-  excludes 0 (an interval with zero spread has no bounds and excludes nothing): the difference
+  excludes 0 (equivalently: the seed-level test rejects at 5 %) (an interval with zero spread has no bounds and excludes nothing): the difference
   must survive both the test-set noise and the seed-to-seed noise. With two or three seeds the
   t-interval is wide (df 1-2): few differences pass, by design.
 
@@ -43,7 +48,7 @@ from prunekit.bench.cells import CELL_KEYS, REPLICATE_KEYS
 from prunekit.bench.examples import flag_row, same_examples
 from prunekit.bench.labels import WORST
 from prunekit.bench.stats import CONFIDENCE, Interval, discordant, holm, mcnemar_exact, \
-    paired_bootstrap, sign_flip_test, t_interval
+    min_detectable_difference, paired_bootstrap, seed_t_test, sign_flip_test, t_interval
 from prunekit.errors import ConfigError
 from prunekit.eval.examples import Examples
 
@@ -78,6 +83,9 @@ class Comparison:
     macs_ratio: float = math.nan
     params_ratio: float = math.nan
     note: str = ""
+    #: seed-level t-test p (S >= 2) and the minimum detectable difference in points (80 % power)
+    p_seed: float = math.nan
+    mdd: float = math.nan
 
     @property
     def paired(self) -> bool:
@@ -189,6 +197,8 @@ def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
     out["diff"] = Interval(float(np.mean(per_seed)), boot.lo, boot.hi, n=len(used))
     if not one:
         out["seed_t"] = t_interval(per_seed)
+        out["p_seed"] = seed_t_test(per_seed)
+        out["mdd"] = min_detectable_difference(per_seed)
     return out, "; ".join(notes + sorted(reasons))
 
 

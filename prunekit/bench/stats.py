@@ -30,6 +30,16 @@ tests/test_report_stats.py checks every one against that routine on fixed inputs
   bootstrap interval can exclude 0 where the exact test does not reject (5 discordant examples
   all one way: interval [+0.2, +2.0] points, McNemar p 0.0625; BCa: [+0.4, +2.2]), and the
   report then says so.
+- :func:`seed_t_test` -- the seed-level test of several seeds (issue 19): the unit is the seed,
+  the examples are nested inside it (each seed contributes its mean paired difference over the
+  examples), and the test is Student's one-sample t-test of the S per-seed differences
+  (``scipy.stats.ttest_1samp``; on balanced data -- every seed on the same examples -- the
+  random-intercept mixed model's test of the fixed effect reduces to it). It rejects exactly
+  when :func:`t_interval` of the per-seed differences excludes 0.
+- :func:`min_detectable_difference` -- the smallest true difference the seed-level test detects
+  with 80 % power at the 5 % level, from the observed seed std (``statsmodels.stats.power.
+  TTestPower.solve_power`` for the effect size, times the std): what "not significant" can
+  and cannot rule out.
 - :func:`holm` -- Holm's step-down correction (Holm 1979; ``statsmodels.stats.multitest.
   multipletests(method="holm")``).
 """
@@ -43,10 +53,15 @@ import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 from statsmodels.stats.proportion import proportion_confint
 
 __all__ = ["CONFIDENCE", "Interval", "wilson", "t_interval", "mcnemar_exact",
-           "sign_flip_test", "discordant", "paired_bootstrap", "holm"]
+           "sign_flip_test", "discordant", "paired_bootstrap", "holm", "seed_t_test",
+           "min_detectable_difference", "POWER"]
+
+#: the power the minimum detectable difference is computed for
+POWER = 0.8
 
 #: every interval of the report is a 95 % interval
 CONFIDENCE = 0.95
@@ -173,6 +188,28 @@ def paired_bootstrap(a: Sequence[np.ndarray], b: Sequence[np.ndarray], n_resampl
                         rng=np.random.default_rng(seed))
     ci = res.confidence_interval
     return Interval(point, float(ci.low), float(ci.high), n=len(diffs))
+
+
+def seed_t_test(per_seed: Sequence[float]) -> float:
+    """Two-sided p of the one-sample t-test of the per-seed differences against 0 (scipy
+    ``ttest_1samp``); NaN with fewer than 2 seeds or no spread (the spread is unknown)."""
+    x = np.asarray([v for v in per_seed if not math.isnan(v)], dtype=float)
+    if len(x) < 2 or float(x.std(ddof=1)) == 0.0:
+        return math.nan
+    return float(sps.ttest_1samp(x, 0.0).pvalue)
+
+
+def min_detectable_difference(per_seed: Sequence[float], power: float = POWER,
+                              alpha: float = 1 - CONFIDENCE) -> float:
+    """Minimum detectable difference (same unit as ``per_seed``) of the seed-level two-sided
+    t-test with ``len(per_seed)`` seeds: statsmodels' ``TTestPower().solve_power`` effect size
+    (exact noncentral t) times the observed sample std; NaN with < 2 seeds or no spread."""
+    x = np.asarray([v for v in per_seed if not math.isnan(v)], dtype=float)
+    if len(x) < 2 or float(x.std(ddof=1)) == 0.0:
+        return math.nan
+    d = TTestPower().solve_power(effect_size=None, nobs=len(x), alpha=alpha, power=power,
+                                 alternative="two-sided")
+    return float(d) * float(x.std(ddof=1))
 
 
 def holm(pvalues: Sequence[float], alpha: float = 1 - CONFIDENCE) -> tuple[list[bool], list[float]]:

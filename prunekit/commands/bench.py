@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.bench.grid import load_grid, parse_shard
     from prunekit.bench.jobs import GridInterrupted
     from prunekit.bench.runner import run_grid
+    from prunekit.bench.supervise import sigterm_as_interrupt
 
     grid = override_grid(load_grid(args.grid), args.overrides)
     only = parse_only(args.only)
@@ -96,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
               f"-> {summary.csv_path}")
         return 1 if summary.ran_failed else 0
     try:
-        summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
-                           cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
-                           progress=say, only=only, jobs=args.jobs, threads=args.threads)
+        with sigterm_as_interrupt():  # SIGTERM stops the grid like Ctrl-C (docs/reliability.md)
+            summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
+                               cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
+                               progress=say, only=only, jobs=args.jobs, threads=args.threads)
     except GridInterrupted as exc:
         print(f"prunekit bench: {exc}", file=sys.stderr)
         return 130
@@ -111,10 +113,9 @@ def run(args: argparse.Namespace) -> int:
         counts = {s: list(summary.status.values()).count(s) for s in ("ok", "failed", "pending")}
         print(f"finished {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}")
         return 0
-    print(f"done: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed, "
-          f"{len(summary.skipped)} already finished -> {summary.csv_path}")
+    print(summary.line(), flush=True)
     _table(args, grid, summary.csv_path)
-    return 1 if summary.ran_failed else 0
+    return 0 if summary.complete() else 1
 
 
 def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:

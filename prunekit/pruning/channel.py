@@ -28,7 +28,10 @@ from prunekit.pruning.compaction import compact
 from prunekit.pruning.gating import ChannelGating
 from prunekit.pruning.groups import ChannelGroups, build_groups
 
-__all__ = ["ChannelPruner", "select_by_macs", "group_module_masks"]
+__all__ = ["ChannelPruner", "select_by_macs", "group_module_masks", "TARGETS"]
+
+#: what a channel pruner's ``sparsity`` can target: conv + linear MACs or parameters
+TARGETS = ("macs", "params")
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,13 @@ class ChannelPruner(Pruner):
     """Base for gate/score-per-channel pruners.
 
     Args:
-        sparsity: target fraction of the conv + linear MACs removed (``1 - MACs/MACs_dense``).
+        sparsity: target fraction of the conv + linear MACs removed (``1 - MACs/MACs_dense``),
+            or with ``target="params"`` of the parameters (``1 - params/params_dense``, the
+            compacted model's count: what ``measure`` reports as ``nonzero_params``).
         include_stem: also prune the group containing the first conv's output channels.
         include_classifier: do not ignore the last linear (matters for linear roots only).
+        target: ``"macs"`` (default) or ``"params"``: what ``sparsity`` removes
+            (:attr:`sparsity_target` and the CSV's ``sparsity_target`` follow it).
 
     Subclass hooks: :meth:`init_gates` (create parameters/buffers), :meth:`group_gates`
     (abstract), optionally :meth:`group_scores`, :meth:`param_groups`, :meth:`penalty`,
@@ -49,8 +56,14 @@ class ChannelPruner(Pruner):
     granularity: ClassVar[str] = "channel"
 
     def __init__(self, sparsity: float, *, include_stem: bool = False,
-                 include_classifier: bool = False, **hparams: Any) -> None:
+                 include_classifier: bool = False, target: str = "macs",
+                 **hparams: Any) -> None:
         super().__init__(sparsity, **hparams)
+        self._check(target in TARGETS,
+                    f"target must be one of: {', '.join(TARGETS)}; got {target!r}")
+        self.target = target
+        if target == "params":
+            self.sparsity_target = "params"
         self.include_stem = bool(include_stem)
         self.include_classifier = bool(include_classifier)
         self.groups: ChannelGroups | None = None
@@ -132,6 +145,14 @@ class ChannelPruner(Pruner):
             kept = self.groups.macs([k.float() for k in self.keep_masks()])
         return 1.0 - float(kept) / self.groups.dense_macs
 
+    def reduction(self) -> float:
+        """``1 - cost(current hard gates) / cost_dense`` in the pruner's ``target`` (MACs or
+        parameters), from the analytic count."""
+        assert self.groups is not None, "attach() first"
+        with torch.no_grad():
+            kept = self.groups.cost(self.target, [k.float() for k in self.keep_masks()])
+        return 1.0 - float(kept) / self.groups.dense_cost(self.target)
+
     def finalize(self, model: nn.Module) -> nn.Module:
         """Remove the hooks and physically remove every gated channel (in place). Returns the
         compacted model (the same object), with no pruner state attached to it."""
@@ -159,7 +180,7 @@ def group_module_masks(groups: ChannelGroups, keeps: Sequence[Tensor]) -> dict[s
 
 def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduction: float,
                    min_keep: int = 1, multiple_of: int = 1,
-                   tiebreak: Sequence[Tensor] | None = None) -> list[Tensor]:
+                   tiebreak: Sequence[Tensor] | None = None, cost: str = "macs") -> list[Tensor]:
     """Keep masks that hit ``1 - MACs/MACs_dense ~= target_reduction`` (analytic count) by
     keeping channels in decreasing score order (scores comparable across groups).
 
@@ -173,11 +194,12 @@ def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduc
     Equal scores are ordered by ``tiebreak`` (higher first; e.g. D2BC's calibration ranks by
     gate value, then filter norm: :func:`prunekit.pruning.groups.channel_norms`), never by
     group or channel position unless those are equal too.
-    Used by score-based channel methods and by D2BC's calibration.
+    Used by score-based channel methods and by D2BC's calibration. ``cost="params"``: the
+    same with the parameter count (:meth:`ChannelGroups.params`) in place of the MACs.
     """
     if multiple_of < 1 or min_keep < 1:
         raise ValueError("select_by_macs: min_keep and multiple_of must be >= 1")
-    budget = (1.0 - target_reduction) * groups.dense_macs
+    budget = (1.0 - target_reduction) * groups.dense_cost(cost)
     keep = [torch.zeros(g.size, dtype=torch.bool) for g in groups]
     blocks: list[tuple[float, float, int, list[int]]] = []
     for gi, s in enumerate(scores):
@@ -205,7 +227,7 @@ def select_by_macs(groups: ChannelGroups, scores: Sequence[Tensor], target_reduc
     lo, hi = 0, len(blocks)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if float(groups.macs([k.float() for k in kept_with(mid)])) <= budget:
+        if float(groups.cost(cost, [k.float() for k in kept_with(mid)])) <= budget:
             lo = mid
         else:
             hi = mid - 1

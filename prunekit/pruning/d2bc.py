@@ -34,6 +34,19 @@ Deliberate deviations from the paper (docs/pruning.md, "D2BC choices"):
 * **Gate step size.** The normalised penalty's gradient per channel is ~1/(number of channels),
   so the gates get their own gradient multiplier ``gate_lr_mult`` (equal to an lr multiplier
   under SGD with momentum, as the gates have no weight decay).
+* **Constraint handling** (``constraint``, issue 19). ``"penalty"`` (default; the paper's
+  form ``L_adv + gamma * L_MAC`` with a fixed weight -- the paper-faithful setting is
+  ``constraint: penalty, gamma: 0.01`` on prunekit's normalised L_MAC): the minimiser of a
+  quadratic penalty balances the adversarial loss's pull to re-open channels *off* the target,
+  so the search ends 5-20 points short of high targets and calibration makes the cut.
+  ``"lagrangian"``: the method of multipliers (augmented Lagrangian, Hestenes 1969 / Powell
+  1969) on the equality ``c = MACs(b)/MACs_dense - (1 - sparsity) = 0``: the loss term is
+  ``lam * c + gamma * c^2`` and after every step ``lam += dual_lr * c`` (dual ascent), so the
+  pressure grows until the constraint holds instead of settling at the penalty's biased
+  equilibrium. ``anneal_steps`` > 0 moves the target linearly from the initial gates'
+  reduction to ``sparsity`` over that many steps (fewer channels flip at once early on). The
+  search should end within ``calibrate_tol`` of the target by itself; calibration is then a
+  fallback only.
 * **Calibration** (``calibrate=True``, default): the gates flip in discrete steps, so the search
   ends near, not at, the target. At :meth:`finalize` the kept set is corrected to the target by
   ranking all channels by ``m`` (:func:`select_by_macs`; equal ``m`` -- common, the clamp piles
@@ -98,6 +111,12 @@ class D2BC(ChannelPruner):
             compacted models much faster on CPUs); forces the calibration step when > 1.
         seed: seed of the initialisation; None (default) = drawn from torch's global generator
             at ``attach`` (seeded from the run seed by the pipeline). Reported by ``summary()``.
+        constraint: "penalty" (fixed ``gamma``; the paper's form) or "lagrangian" (dual variable
+            on the MACs constraint, see the module docstring).
+        dual_lr: step of the dual ascent ``lam += dual_lr * c`` per optimizer step
+            (``constraint="lagrangian"``).
+        anneal_steps: steps over which the target moves from the initial reduction to
+            ``sparsity`` (0 = the target from the first step; ``constraint="lagrangian"``).
 
     Example::
 
@@ -113,7 +132,8 @@ class D2BC(ChannelPruner):
                  gate_lr_mult: float = 20.0, clamp: bool = True, calibrate: bool = True,
                  calibrate_tol: float = 0.005, round_to: int = 1, seed: int | None = None,
                  include_stem: bool = False,
-                 include_classifier: bool = False,
+                 include_classifier: bool = False, constraint: str = "penalty",
+                 dual_lr: float = 1.0, anneal_steps: int = 0,
                  **hparams: Any) -> None:
         super().__init__(sparsity, include_stem=include_stem,
                          include_classifier=include_classifier, **hparams)
@@ -135,6 +155,21 @@ class D2BC(ChannelPruner):
                     f"init_jitter must be in [0, 0.5], got {init_jitter!r}")
         self._check(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                     f"seed must be an integer or null, got {seed!r}")
+        self._check(constraint in ("penalty", "lagrangian"),
+                    f"constraint must be one of: penalty, lagrangian; got {constraint!r}")
+        self._check(isinstance(dual_lr, (int, float)) and dual_lr >= 0,
+                    f"dual_lr must be a number >= 0, got {dual_lr!r}")
+        self._check(isinstance(anneal_steps, int) and not isinstance(anneal_steps, bool)
+                    and anneal_steps >= 0,
+                    f"anneal_steps must be an integer >= 0, got {anneal_steps!r}")
+        self.constraint = constraint
+        self.dual_lr = float(dual_lr)
+        self.anneal_steps = anneal_steps
+        #: dual variable of the MACs constraint, steps taken, the last violation, reduction at init
+        self.lam = 0.0
+        self._steps = 0
+        self._violation: float | None = None
+        self._start_ratio: float | None = None
         self.gamma = float(gamma)
         self.thres = float(thres)
         self.init = init
@@ -154,7 +189,7 @@ class D2BC(ChannelPruner):
 
     # -- gates ----------------------------------------------------------------------------------
     def init_gates(self, groups: ChannelGroups) -> None:
-        seed = method_seed(self.seed, self.registry_name or "d2bc")  # its own stream
+        seed = method_seed(self.registry_name or "d2bc", self.seed)  # its own stream
         self.init_seed = seed
         gen = torch.Generator().manual_seed(seed)
         device = next(iter(groups.model.parameters())).device
@@ -188,17 +223,41 @@ class D2BC(ChannelPruner):
         return [{"params": weights}, {"params": list(self.gate_params), "weight_decay": 0.0}]
 
     def mac_ratio(self) -> Tensor:
-        """``MACs(b) / MACs_dense`` with the current binarised gates (differentiable)."""
+        """``MACs(b) / MACs_dense`` (or ``params(b) / params_dense`` with ``target="params"``)
+        with the current binarised gates (differentiable)."""
         assert self.groups is not None, "attach() first"
-        return self.groups.macs(self.current_gates()) / self.groups.dense_macs
+        return (self.groups.cost(self.target, self.current_gates())
+                / self.groups.dense_cost(self.target))
+
+    def target_ratio(self) -> float:
+        """The MACs ratio the constraint asks for now: ``1 - sparsity``, or with
+        ``anneal_steps`` the linear path from the initial gates' ratio to it."""
+        final = 1.0 - self.sparsity
+        if self.constraint != "lagrangian" or not self.anneal_steps or self._start_ratio is None:
+            return final
+        frac = min(1.0, self._steps / self.anneal_steps)
+        return self._start_ratio + frac * (final - self._start_ratio)
 
     def penalty(self) -> Tensor:
-        """``gamma * (MACs(b)/MACs_dense - (1 - sparsity))^2``."""
-        if self.groups is None or not len(self.groups) or self.gamma == 0.0:
+        """``gamma * c^2`` (penalty) or ``lam * c + gamma * c^2`` (lagrangian), with
+        ``c = MACs(b)/MACs_dense - target_ratio()``."""
+        if self.groups is None or not len(self.groups):
             return torch.zeros(())
-        return self.gamma * (self.mac_ratio() - (1.0 - self.sparsity)) ** 2
+        if self.constraint == "penalty" and self.gamma == 0.0:
+            return torch.zeros(())
+        ratio = self.mac_ratio()
+        if self._start_ratio is None:
+            self._start_ratio = float(ratio.detach())
+        c = ratio - self.target_ratio()
+        self._violation = float(c.detach())
+        if self.constraint == "penalty":
+            return self.gamma * c ** 2
+        return self.lam * c + self.gamma * c ** 2
 
     def on_step_end(self, step: int) -> None:
+        if self.constraint == "lagrangian" and self._violation is not None:
+            self.lam += self.dual_lr * self._violation       # dual ascent on c = 0
+            self._steps += 1
         if self.clamp:
             with torch.no_grad():
                 for m in self.gate_params:
@@ -209,14 +268,14 @@ class D2BC(ChannelPruner):
         """Optionally calibrate the kept set to the target, then compact (see ChannelPruner)."""
         if self.groups is None:
             raise ValueError("finalize() must be given the model passed to attach()")
-        search = self.macs_reduction()
+        search = self.reduction()
         recovery = self._recovery()
         calibrated = False
         off = abs(search - self.sparsity) > self.calibrate_tol or self.round_to > 1
         if self.calibrate and off and len(self.groups):
             keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params],
                                   self.sparsity, multiple_of=self.round_to,
-                                  tiebreak=self._filter_rms())
+                                  tiebreak=self._filter_rms(), cost=self.target)
             with torch.no_grad():  # move m across the threshold where the kept set changes
                 for m, k in zip(self.gate_params, keep):
                     on = (m > self.thres)
@@ -224,7 +283,7 @@ class D2BC(ChannelPruner):
                     m[k & ~on] = min(1.0, self.thres + 1e-3)
                     m[~k & on] = self.thres
             calibrated = True
-        final = self.macs_reduction()
+        final = self.reduction()
         kept = int(sum(int(k.sum()) for k in self.keep_masks()))
         self.calibration = {"search_reduction": search, "final_reduction": final,
                             "calibrated": calibrated, **recovery, "kept_final": kept}
@@ -262,13 +321,17 @@ class D2BC(ChannelPruner):
         (``search_reduction``, ``final_reduction``, ``calibrated``) and the channel recovery of
         the search (``channels``, ``closed_at_init``, ``reopened``, ``closed_in_search``,
         ``kept_after_search``, ``kept_final``)."""
-        return {"init": self.init, "init_seed": self.init_seed, **self.calibration}
+        out = {"init": self.init, "init_seed": self.init_seed, **self.calibration}
+        if self.constraint == "lagrangian":
+            out["dual"] = round(self.lam, 6)
+        return out
 
     # -- state ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"m": [m.detach().clone() for m in self.gate_params],
                 "m0": [m.clone() for m in self._m0], "init_seed": self.init_seed,
-                "calibration": dict(self.calibration)}
+                "calibration": dict(self.calibration), "lam": self.lam, "steps": self._steps,
+                "start_ratio": self._start_ratio}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         ms = list(state["m"])
@@ -285,3 +348,6 @@ class D2BC(ChannelPruner):
         if state.get("init_seed") is not None:
             self.init_seed = int(state["init_seed"])
         self.calibration = dict(state.get("calibration", {}))
+        self.lam = float(state.get("lam", 0.0))
+        self._steps = int(state.get("steps", 0))
+        self._start_ratio = state.get("start_ratio")

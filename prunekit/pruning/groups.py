@@ -113,6 +113,43 @@ class ChannelGroups:
         self.stem = stem
         self.classifier = classifier
         self.dense_macs = float(self.macs())
+        self._param_info = _param_info(model, layers)
+        self.dense_params = float(self.params())
+
+    def cost(self, kind: str, gates: Sequence[Tensor] | None = None) -> Tensor:
+        """``macs(gates)`` for ``kind="macs"``, ``params(gates)`` for ``kind="params"``."""
+        return self.params(gates) if kind == "params" else self.macs(gates)
+
+    def dense_cost(self, kind: str) -> float:
+        """The dense model's MACs (``"macs"``) or parameter count (``"params"``)."""
+        return self.dense_params if kind == "params" else self.dense_macs
+
+    def params(self, gates: Sequence[Tensor] | None = None) -> Tensor:
+        """Parameter count of the model with the given per-group gates (differentiable): every
+        conv / linear weight ``kept_out * kept_in * k^2 / groups`` plus its bias per kept
+        out-channel, every normalisation module's affine parameters per kept channel, every
+        other parameter in full. For hard 0/1 gates it equals the physically compacted model's
+        parameter count (what :func:`prunekit.pruning.accounting.measure` reports as
+        ``nonzero_params`` for a channel-pruned model; tests/test_channel_params.py)."""
+        per_pair, per_out, norm_per, other = self._param_info
+        kept: dict[str, Tensor | float] = {n: float(l.out_channels) for n, l in self.layers.items()}
+        kin: dict[str, Tensor | float] = {n: float(l.in_channels) for n, l in self.layers.items()}
+        nk: dict[str, Tensor | float] = {n: float(c) for n, (c, _) in norm_per.items()}
+        if gates is not None:
+            for g, gate in zip(self.groups, gates):
+                for name, sl in g.out_slices.items():
+                    d = kept if name in kept else nk if name in nk else None
+                    if d is not None:
+                        d[name] = d[name] - len(sl.idxs) + gate[sl.root_idxs].sum()
+                for name, sl in g.in_slices.items():
+                    if name in kin:
+                        kin[name] = kin[name] - len(sl.idxs) + gate[sl.root_idxs].sum()
+        total: Tensor | float = float(other)
+        for name in self.layers:
+            total = total + kept[name] * (kin[name] * per_pair[name] + per_out[name])
+        for name, (_, per) in norm_per.items():
+            total = total + nk[name] * per
+        return total if isinstance(total, Tensor) else torch.tensor(total)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -152,6 +189,30 @@ class ChannelGroups:
 
     def name_of(self, module: nn.Module) -> str:
         return self.dg._module2name.get(module, "")
+
+
+def _param_info(model: nn.Module, layers: Mapping[str, LayerInfo]) -> tuple[dict, dict, dict, int]:
+    """Per conv/linear: weight parameters per (out, in) channel pair and bias per out-channel;
+    per 1-D-affine normalisation module: (channels, parameters per channel); the rest."""
+    named = dict(model.named_modules())
+    per_pair, per_out, norm_per = {}, {}, {}
+    counted = 0
+    for name, info in layers.items():
+        mod = named[name]
+        w = mod.weight
+        per_pair[name] = w.numel() / max(info.out_channels * info.in_channels, 1)
+        per_out[name] = 1.0 if getattr(mod, "bias", None) is not None else 0.0
+        counted += sum(p.numel() for p in mod.parameters(recurse=False))
+    for name, mod in named.items():
+        own = list(mod.parameters(recurse=False))
+        if name in layers or not own or not all(p.dim() == 1 for p in own):
+            continue
+        c = own[0].numel()
+        if isinstance(mod, nn.modules.batchnorm._NormBase) and all(p.numel() == c for p in own):
+            norm_per[name] = (c, float(len(own)))
+            counted += sum(p.numel() for p in own)
+    other = sum(p.numel() for p in model.parameters()) - counted
+    return per_pair, per_out, norm_per, other
 
 
 def _layer_infos(model: nn.Module, example_inputs: Tensor) -> dict[str, LayerInfo]:

@@ -30,7 +30,8 @@ from prunekit.train.loop import fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.pretrain_stage import pretrain_stage
 from prunekit.train.search_stage import is_searcher, run_search_stages
-from prunekit.train.records import StageRecord
+from prunekit.train.compute import ForwardCounter, cpu_seconds
+from prunekit.train.records import StageRecord, compute_columns, stage_warnings
 from prunekit.train.tracking import open_tracker
 from prunekit.train.workdir import claim_workdir, save_final
 
@@ -67,6 +68,9 @@ class PipelineResult:
     #: the method's ``summary()`` (CSV ``method_summary``) and its declared ``sparsity_target``
     summary: dict[str, Any] = field(default_factory=dict)
     sparsity_target: str | None = None
+    #: measured training compute: ``train_epochs`` (JSON), ``train_passes``, ``train_cpu_s``
+    #: (:func:`prunekit.train.records.compute_columns`; None = unknown)
+    compute: dict[str, Any] = field(default_factory=dict)
 
 
 def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
@@ -125,9 +129,11 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
     pruner.attach(model, example_inputs)
     if pruner.calibrates():
         seed_everything(derive_seed(cfg.seed, "calibrate"))
-        with eval_mode(model):
+        cpu0 = cpu_seconds()
+        with eval_mode(model), ForwardCounter(model) as counter:
             pruner.calibrate(model, seeded_batches(loader, derive_seed(cfg.seed, "calibrate"),
                                                    dev), loss)
+        records["calibrate"] = StageRecord(passes=counter.passes, cpu_s=cpu_seconds() - cpu0)
     st = cfg.stage("prune")
     groups = pruner.param_groups(model)
     if groups and st.epochs > 0:
@@ -165,6 +171,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         records["finetune"] = StageRecord(skipped=True)
     model.eval()
     train_seconds = float(sum(r.seconds for r in records.values()))
+    pruner_info["summary"] = _with_warnings(pruner_info["summary"], records)
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
     dist.barrier()
@@ -172,7 +179,8 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
                           workdir=workdir, pruner=pruner_info,
                           summary=dict(pruner_info.get("summary") or {}),
-                          sparsity_target=pruner_info.get("sparsity_target"))
+                          sparsity_target=pruner_info.get("sparsity_target"),
+                          compute=compute_columns(records))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -193,6 +201,15 @@ def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str,
     return out
 
 
+def _with_warnings(summary: dict[str, Any], records: dict[str, StageRecord]) -> dict[str, Any]:
+    """``summary`` with the stages' training warnings (catastrophic overfitting, ...) appended
+    to its ``warnings`` list (the CSV ``method_summary``)."""
+    warns = stage_warnings(records)
+    if not warns:
+        return summary
+    return {**summary, "warnings": list(summary.get("warnings") or []) + warns}
+
+
 def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
                   loader: Any, dist: DistEnv, common: dict[str, Any],
                   example_inputs: torch.Tensor) -> PipelineResult:
@@ -201,12 +218,14 @@ def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss
     records = {"pretrain": StageRecord(skipped=True),
                **{k: StageRecord(**v) for k, v in recs.items()}}
     train_seconds = float(sum(r.seconds for r in records.values()))
-    info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": searcher.summary()}
+    summary = _with_warnings(searcher.summary(), records)
+    info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": summary}
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, info)
     return PipelineResult(model=model, dense_model=model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
-                          workdir=workdir, family="searcher", summary=searcher.summary(),
-                          sparsity_target=searcher.sparsity_target)
+                          workdir=workdir, family="searcher", summary=summary,
+                          sparsity_target=searcher.sparsity_target,
+                          compute=compute_columns(records))
 
 

@@ -42,7 +42,7 @@ def pretrain_stage(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre
                 log.info("pretrain: using the cached model in %s", pre_dir)
                 return rec
             if dist.is_main:
-                _drop_unreadable_checkpoint(pre_dir / "ckpt.pt")
+                ckpt.drop_if_unreadable(pre_dir / "ckpt.pt", "pretrain: training from scratch")
             dist.barrier()
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad], st)
         res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
@@ -76,6 +76,8 @@ def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageReco
     weights = pre_dir / "model.pt"
     try:
         info = json.loads((pre_dir / "done.json").read_text())
+        if not isinstance(info, dict):
+            raise ValueError(f"done.json holds a JSON {type(info).__name__}, not an object")
         rec = StageRecord(**{k: v for k, v in info.items() if k in names})
         problem = ""
         if not weights.is_file():
@@ -104,16 +106,6 @@ def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageReco
     return rec
 
 
-def _drop_unreadable_checkpoint(path: Path) -> None:
-    """Remove a pretraining epoch checkpoint that cannot be loaded, so the rebuild trains from
-    scratch instead of failing on it; an intact one is kept (the rebuild resumes from it)."""
-    if not path.exists():
-        return
-    try:
-        ckpt.load(path)
-    except ckpt.CheckpointError as exc:
-        log.warning("pretrain: removing unreadable %s (%s); training from scratch", path, exc)
-        path.unlink()
 
 
 class _cache_lock:
