@@ -56,13 +56,17 @@ class Magnitude(Pruner):
         """Compute ``top-|w|`` masks from the current weights and bake them."""
         layers = select_layers(model, include_stem=self.include_stem,
                                include_classifier=self.include_classifier)
-        scores = {n: m.weight.detach().abs() for n, m in layers.items()}
+        scores = self.scores(layers)
         fn = topk_masks if self.scope == "layer" else global_topk_masks
         self._masks = {n: m.bool() for n, m in fn(scores, self.sparsity).items()}
         apply_weight_masks(model, self._masks)
         self.model = model
-        log.info("magnitude (%s): %d layers masked at sparsity %.3f", self.scope, len(layers),
-                 self.sparsity)
+        log.info("%s (%s): %d layers masked at sparsity %.3f", self.registry_name or "magnitude",
+                 self.scope, len(layers), self.sparsity)
+
+    def scores(self, layers: dict[str, nn.Module]) -> dict[str, Tensor]:
+        """What is kept highest: ``|w|`` (a subclass may rank by something else)."""
+        return {n: m.weight.detach().abs() for n, m in layers.items()}
 
     def masks(self) -> dict[str, Tensor]:
         return {n: m.clone() for n, m in self._masks.items()}

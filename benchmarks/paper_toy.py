@@ -17,6 +17,7 @@ and validated point by point). ``tests/test_paper_toy.py`` (``-m slow``) runs th
 Usage::
 
     nice -n 10 python benchmarks/paper_toy.py --out /tmp/paper-toy [--only loss.name=trades]
+    nice -n 10 python benchmarks/paper_toy.py --out /tmp/paper-toy-3 --third-wave   # HARP's grid
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from prunekit.cli import main as prunekit
 
 GRIDS = Path(__file__).resolve().parent / "grids"
 PAPER_GRIDS = ("paper-cifar10", "paper-cifar100", "paper-tinyimagenet")
+#: the methods of the third wave (issue 22) with their official recipes: run into their own --out
+THIRD_WAVE_GRIDS = ("paper-harp-cifar10",)
 ARCHIVE = "../shared/data/cifar10-jpeg-q75.tar.gz"  # resolved from the grid's ancestors
 
 
@@ -75,8 +78,11 @@ def main() -> None:
     ap.add_argument("--data", default=ARCHIVE, help="the CIFAR-10 JPEG archive")
     ap.add_argument("--train", type=int, default=256, help="training images")
     ap.add_argument("--n-eval", type=int, default=12, help="evaluation images (every attack)")
+    ap.add_argument("--third-wave", action="store_true",
+                    help=f"run {', '.join(THIRD_WAVE_GRIDS)} instead of the ANAS-P paper grids")
     args = ap.parse_args()
-    sys.exit(run(args.out, args.only, args.data, args.train, args.n_eval))
+    grids = THIRD_WAVE_GRIDS if args.third_wave else PAPER_GRIDS
+    sys.exit(run(args.out, args.only, args.data, args.train, args.n_eval, grids))
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 
 from prunekit._version import __version__
-from prunekit.registry import ATTACKS, DATASETS, LOSSES, MODELS, PRUNERS, SEARCHERS, Registry, \
-    RegistryError
+from prunekit.registry import ATTACKS, CERTIFIERS, DATASETS, LOSSES, MODELS, PRUNERS, SEARCHERS, \
+    Registry, RegistryError
 
 # Built-in entries register themselves on import; import them explicitly (no wildcard magic).
 from prunekit import data as data  # noqa: E402
@@ -19,6 +19,7 @@ from prunekit import losses as losses  # noqa: E402
 from prunekit import attacks as attacks  # noqa: E402
 from prunekit import pruning as pruning  # noqa: E402
 from prunekit import search as search  # noqa: E402  (the DARTS model, searchers)
+from prunekit import certify as certify  # noqa: E402  (ibp, crown-ibp, smoothing)
 from prunekit.eval import EvalResult, RobustnessEvaluator  # noqa: E402
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -26,5 +27,5 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "__version__", "Registry", "RegistryError", "MODELS", "DATASETS", "LOSSES", "PRUNERS",
     "SEARCHERS", "ATTACKS", "RobustnessEvaluator", "EvalResult", "data", "models", "losses", "attacks",
-    "pruning", "search",
+    "pruning", "search", "CERTIFIERS", "certify",
 ]

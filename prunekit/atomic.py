@@ -10,17 +10,62 @@ when it replaces one, else ``0o666`` minus the umask.
 
 Checkpoints (``torch.save``) and per-example files (``np.savez_compressed``) write through the
 file object of :func:`atomic_open`; text, JSON and bytes have one-call helpers.
+
+A write that fails (disk full, a file-size limit, an I/O error; torch's ``unexpected pos`` is one
+of these) is a :class:`WriteError` naming the file, the free space of its filesystem and what to
+check. :func:`write_all` is the appending writer's ``os.write``: it loops over short writes and,
+if the rest cannot be written, truncates the file back to where it started (no fragment stays).
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
 import secrets
+import shutil
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+from prunekit.errors import UserError, one_line
+
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_text", "atomic_write_json",
+           "write_all", "WriteError", "file_sha256"]
+
+#: torch's serializer reports a failed write as a RuntimeError with one of these in its text
+_TORCH_WRITE_ERROR = re.compile(r"unexpected pos|PytorchStreamWriter|file write failed", re.I)
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written; the message names it and the likely cause."""
+
+
+def write_error(path: PathLike, exc: BaseException) -> WriteError:
+    """The one-line :class:`WriteError` for a failed write of ``path``."""
+    try:
+        free = f"{shutil.disk_usage(Path(path).parent).free / 2**20:.0f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return WriteError(f"cannot write {path}: {one_line(exc)} ({free} on its filesystem; check "
+                      f"the disk space, quota and file-size limit: df -h, ulimit -f)")
+
+
+def write_all(fd: int, data: bytes, path: PathLike) -> None:
+    """``os.write`` all of ``data`` to the ``O_APPEND`` file ``fd`` (short writes looped); on
+    failure truncate it back to its size before and raise :class:`WriteError`."""
+    start = os.fstat(fd).st_size
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            if n <= 0:  # pragma: no cover - POSIX raises instead of returning 0
+                raise OSError(f"wrote {len(data) - len(view)} of {len(data)} bytes")
+            view = view[n:]
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)  # no fragment of the failed write stays
+        raise write_error(path, exc) from None
 
 PathLike = str | os.PathLike
 
@@ -43,9 +88,12 @@ def atomic_open(path: PathLike, mode: str = "wb", *, encoding: str | None = None
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, UserError) or (
+                isinstance(exc, RuntimeError) and _TORCH_WRITE_ERROR.search(str(exc))):
+            raise write_error(path, exc) from None
         raise
     _fsync_dir(path.parent)
 
@@ -100,3 +148,12 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MiB blocks): cache entries, ``pretrain.init``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

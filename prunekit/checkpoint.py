@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import re
@@ -30,9 +31,10 @@ from prunekit.paths import describe
 from prunekit.pruning import rebuild
 from prunekit.registry import OptionError, RegistryError
 
-__all__ = ["save", "load", "save_model", "load_model", "read_model_meta",
-           "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
+__all__ = ["drop_if_unreadable", "save", "load", "save_model", "load_model", "read_model_meta",
+           "is_state_dict", "CheckpointError", "UnsafeCheckpointError", "MODEL_FORMAT"]
 
+log = logging.getLogger(__name__)
 MODEL_FORMAT = "prunekit.model/1"
 PathLike = str | os.PathLike
 
@@ -130,6 +132,22 @@ def save_model(path: PathLike, model: nn.Module, meta: Mapping[str, Any] | None 
                 "input_shape": list(input_shape) if input_shape is not None else None})
 
 
+def drop_if_unreadable(path: PathLike, why: str) -> bool:
+    """Remove the checkpoint ``path`` if it cannot be loaded (truncated, damaged), with a
+    warning ending in ``why`` (what happens instead); True if it was removed. An intact or
+    missing file is left alone."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    try:
+        load(path)
+    except CheckpointError as exc:
+        log.warning("removing unreadable %s (%s); %s", path, exc, why)
+        path.unlink(missing_ok=True)
+        return True
+    return False
+
+
 def read_model_meta(path: PathLike) -> dict[str, Any]:
     """The JSON metadata stored by :func:`save_model`."""
     return json.loads(_read_model(path)["meta"])
@@ -161,6 +179,9 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
         raise CheckpointError(f"{path} is a damaged prunekit model file: its weights do not "
                               f"fit its model spec ({type(exc).__name__}: {one_line(exc, 160)}); "
                               f"re-create it") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is a damaged prunekit model file: its meta is a JSON "
+                              f"{type(meta).__name__}, not an object; re-create it")
     model.prunekit_meta = meta  # type: ignore[assignment]
     model.prunekit_input_shape = (  # type: ignore[assignment]
         tuple(int(v) for v in shape) if shape else None)
@@ -172,14 +193,15 @@ def load_model(path: PathLike, map_location: str | torch.device | None = "cpu",
 def _read_model(path: PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     blob = load(path, map_location)
     if not isinstance(blob, dict) or blob.get("format") != MODEL_FORMAT:
-        what = "a bare state_dict" if _is_state_dict(blob) else f"a torch {type(blob).__name__}"
+        what = "a bare state_dict" if is_state_dict(blob) else f"a torch {type(blob).__name__}"
         raise CheckpointError(f"{path} is {what}, not a prunekit model file (format "
                               f"{MODEL_FORMAT}, written by prunekit train or "
                               f"prunekit.checkpoint.save_model, which also stores the model spec)")
     return blob
 
 
-def _is_state_dict(blob: Any) -> bool:
+def is_state_dict(blob: Any) -> bool:
+    """A non-empty mapping of str -> tensor (what ``torch.save(model.state_dict())`` writes)."""
     return isinstance(blob, dict) and bool(blob) and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in blob.items())
 

@@ -1,4 +1,5 @@
-"""The ``prunekit`` command: ``train``, ``eval``, ``bench``, ``report``, ``list``.
+"""The ``prunekit`` command: ``train``, ``eval``, ``bench``, ``report``, ``list``, ``export``,
+``import``.
 
 Each subcommand lives in ``prunekit/commands/<name>.py`` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` (which sets ``func``). Errors a user can fix
@@ -21,7 +22,7 @@ from prunekit.registry import OptionError, RegistryError
 
 __all__ = ["main"]
 
-COMMANDS = ("train", "eval", "bench", "report", "list")
+COMMANDS = ("train", "eval", "bench", "report", "list", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         importlib.import_module(f"prunekit.commands.{name}").add_parser(sub)
+    importlib.import_module("prunekit.commands.export").add_import_parser(sub)
     return parser
 
 

@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from prunekit.atomic import file_sha256
 from prunekit.attacks.parse import parse_attack
-from prunekit.config_parse import (build_dataclass, check_finite_tree, check_stage, digest,
-                                   load_yaml, set_dotted)
-from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig, StageConfig,
-                                   TrackConfig)
+from prunekit.certify.base import build_certifier
+from prunekit.config_parse import (SEED_MAX, build_dataclass, check_data_options,
+                                   check_finite_tree, check_stage, digest, load_yaml, set_dotted)
+from prunekit.config_types import (DataConfig, EvalConfig, LossConfig, ModelConfig,
+                                   PretrainConfig, StageConfig, TrackConfig)
 from prunekit.devices import DEVICE_FORMS, is_device_name
 from prunekit.errors import ConfigError
 from prunekit.registry import PRUNERS, SEARCHERS
@@ -39,7 +42,8 @@ from prunekit.sections import SECTIONS, check_section
 # the sections (prunekit/config_types.py), the reading helpers (prunekit/config_parse.py) and
 # ConfigError (prunekit/errors.py) are public here too: ``from prunekit.config import X``
 __all__ = [
-    "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig",
+    "ConfigError", "DataConfig", "ModelConfig", "LossConfig", "StageConfig", "PretrainConfig",
+    "EvalConfig",
     "TrackConfig", "RunConfig", "load_yaml", "set_dotted",
 ]
 
@@ -56,7 +60,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    pretrain: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=0.1))
+    pretrain: PretrainConfig = field(default_factory=lambda: PretrainConfig(epochs=10, lr=0.1))
     method: str = "dense"               #: name in ``prunekit.PRUNERS`` or ``prunekit.SEARCHERS``
     sparsity: float = 0.0               #: fraction removed, in [0, 1)
     prune: StageConfig = field(default_factory=lambda: StageConfig(epochs=5, lr=0.01))
@@ -153,7 +157,7 @@ class RunConfig:
         d.pop("name")
         d.pop("track")  # where the curves go changes no result
         d["method_section"] = self.method_section()
-        return d
+        return _hash_init(d)
 
     def config_hash(self) -> str:
         return digest(self.resolved_for_hash())
@@ -163,13 +167,15 @@ class RunConfig:
         d = _asdict(self)
         keep = {k: d[k] for k in ("seed", "data", "model", "loss", "pretrain", "amp",
                                   "channels_last")}
-        return digest(keep)
+        return digest(_hash_init(keep))
 
     # ---------------------------------------------------------------------------------------
     def validate(self, check_registries: bool = True) -> None:
         """Value checks; raises :class:`ConfigError` naming the first bad field."""
         if not 0.0 <= self.sparsity < 1.0:
             raise ConfigError(f"sparsity must be in [0, 1) (fraction removed), got {self.sparsity}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= SEED_MAX:
+            raise ConfigError(f"seed must be an integer in [0, 2**63 - 1], got {self.seed!r}")
         if not is_device_name(self.device):
             raise ConfigError(f"device must be {DEVICE_FORMS}, got {self.device!r}")
         for sname in ("pretrain", "prune", "finetune"):
@@ -185,6 +191,10 @@ class RunConfig:
         if d.folds is not None and not (d.folds >= 2 and 0 <= d.fold < d.folds):  # type: ignore[operator]
             raise ConfigError(f"data.fold must be in [0, data.folds) with folds >= 2, got "
                               f"fold={d.fold}, folds={d.folds}")
+        init = self.pretrain.init
+        if init is not None and not os.path.isfile(init):
+            raise ConfigError(f"pretrain.init: no file {init!r} (a prunekit checkpoint or a "
+                              f"state dict saved with torch.save)")
         if self.model.width <= 0:
             raise ConfigError(f"model.width must be > 0, got {self.model.width}")
         lo = self.loss
@@ -203,6 +213,10 @@ class RunConfig:
             raise ConfigError(f"eval.eps must be >= 0, got {self.eval.eps}")
         if self.eval.batch_size < 1:
             raise ConfigError(f"eval.batch_size must be >= 1, got {self.eval.batch_size}")
+        if not self.eval.attacks:
+            raise ConfigError("eval.attacks is empty; give at least one attack, e.g. "
+                              "[pgd-10-4, apgd-ce, aa] (docs/evaluation.md)")
+        check_data_options(self.data.options)
         if not check_registries:
             return
         for key in SECTIONS:
@@ -222,6 +236,11 @@ class RunConfig:
             self.stage(sname)  # validates the overrides
         for a in self.eval.attacks:
             parse_attack(a)
+        if not isinstance(self.eval.certify, list):
+            raise ConfigError(f"eval.certify must be a list of certifiers, got "
+                              f"{self.eval.certify!r}")
+        for c in self.eval.certify:
+            build_certifier(c, float(self.eval.eps or 0.0))
         # the pruner (or searcher: prunekit.search.Searcher.check_config) validates its own
         # hyperparameters (one-line errors)
         try:
@@ -233,10 +252,33 @@ class RunConfig:
             raise ConfigError(f"{self.method}: {exc}") from None
 
 
+def _hash_init(d: dict[str, Any]) -> dict[str, Any]:
+    """``pretrain.init`` in a hash: the file's content digest, the key absent when unset (so
+    every hash of a config without it is unchanged)."""
+    pre = d["pretrain"]
+    init = pre.pop("init", None)
+    if init is not None:
+        pre["init_sha256"] = _init_digest(init)
+    return d
+
+
+def _init_digest(path: str) -> str:
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = file_sha256(path)
+    return _DIGESTS[key]
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _asdict(cfg: "RunConfig") -> dict[str, Any]:
     """``dataclasses.asdict`` with each section's options flattened into it (hash-stable: no
     options, no new key)."""
     d = dataclasses.asdict(cfg)
     for key in ("data", "model", "loss"):
         d[key].update(d[key].pop("options"))
+    if not d["eval"]["certify"]:    # optional field: existing hashes unchanged
+        d["eval"].pop("certify")
     return d

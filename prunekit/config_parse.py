@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from prunekit.config_types import StageConfig
 from prunekit.errors import ConfigError
 
-__all__ = ["load_yaml", "set_dotted", "build_dataclass", "coerce", "check_stage", "check_finite",
+__all__ = ["SEED_MAX", "check_data_options", "load_yaml", "set_dotted", "build_dataclass", "coerce", "check_stage", "check_finite",
            "check_finite_tree", "digest"]
 
 
@@ -93,6 +93,35 @@ def check_finite_tree(value: Any, name: str) -> None:
                 raise
     else:
         check_finite(value, name)
+
+
+#: the largest seed: torch generators and numpy take a 64-bit seed, prunekit derives signed ones
+SEED_MAX = 2 ** 63 - 1
+
+
+def check_data_options(options: Mapping[str, Any]) -> None:
+    """The dataset options whose meaning is fixed across builders, checked before anything
+    runs (a builder would otherwise fail deep inside torch): ``num_classes`` >= 2, ``size`` >= 1,
+    ``input_shape`` positive integers, ``seed`` in [0, 2**63 - 1]."""
+    def _int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if "num_classes" in options and not (_int(options["num_classes"])
+                                         and options["num_classes"] >= 2):
+        raise ConfigError(f"data.num_classes must be an integer >= 2 (a classifier needs two "
+                          f"classes), got {options['num_classes']!r}")
+    if "size" in options and options["size"] is not None and not (_int(options["size"])
+                                                                   and options["size"] >= 1):
+        raise ConfigError(f"data.size must be an integer >= 1 or null, got {options['size']!r}")
+    if "input_shape" in options:
+        shape = options["input_shape"]
+        if (not isinstance(shape, (list, tuple)) or len(shape) != 3
+                or not all(_int(v) and v >= 1 for v in shape)):
+            raise ConfigError(f"data.input_shape must be [channels, height, width], positive "
+                              f"integers, got {shape!r}")
+    if "seed" in options and not (_int(options["seed"]) and 0 <= options["seed"] <= SEED_MAX):
+        raise ConfigError(f"data.seed must be an integer in [0, 2**63 - 1], got "
+                          f"{options['seed']!r}")
 
 
 def digest(d: Any) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DataConfig", "ModelConfig", "LossConfig", "StageConfig", "EvalConfig", "TrackConfig"]
+__all__ = ["DataConfig", "ModelConfig", "LossConfig", "StageConfig", "PretrainConfig", "EvalConfig",
+           "TrackConfig"]
 
 
 @dataclass
@@ -57,12 +58,24 @@ class StageConfig:
 
 
 @dataclass
+class PretrainConfig(StageConfig):
+    """The dense stage; ``init`` (a prunekit checkpoint or a plain state dict of the configured
+    model) replaces the training: the weights are loaded, strictly checked, and nothing is
+    trained. In the config hashes it is the file's SHA-256, and absent when unset."""
+
+    init: str | None = None
+
+
+@dataclass
 class EvalConfig:
     eps: float | None = None            #: None: the training loss's eps
     attacks: list[str] = field(default_factory=lambda: ["pgd-50-10", "apgd-ce", "autoattack"])
     n_examples: int | None = 1000       #: first N test examples (None: the whole test set)
     batch_size: int = 256
     seed: int = 0
+    #: certifiers (prunekit.CERTIFIERS): ``ibp``, ``crown-ibp``, ``{name: smoothing, sigma: ..}``;
+    #: an empty list is left out of the config hash
+    certify: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from importlib import metadata
 from typing import Any, Callable, Generic, Iterable, TypeVar
 
 __all__ = ["Registry", "RegistryError", "OptionError", "Params", "builder_params", "MODELS",
-           "DATASETS", "LOSSES", "ATTACKS", "PRUNERS", "SEARCHERS"]
+           "DATASETS", "LOSSES", "ATTACKS", "PRUNERS", "SEARCHERS", "CERTIFIERS"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -271,3 +271,6 @@ PRUNERS: Registry = Registry("pruner", entry_point_group="prunekit.pruners")
 #: architecture-search methods (prunekit.search.Searcher), e.g. lrnas; plug-ins arrive through
 #: the ``prunekit.searchers`` entry-point group exactly as pruners do
 SEARCHERS: Registry = Registry("searcher", entry_point_group="prunekit.searchers")
+#: certification methods (prunekit.certify.Certifier): ibp, crown-ibp, smoothing; plug-ins
+#: through the ``prunekit.certifiers`` entry-point group
+CERTIFIERS: Registry = Registry("certifier", entry_point_group="prunekit.certifiers")

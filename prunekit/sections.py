@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 from torch.utils.data import Dataset
 
+from prunekit.errors import ConfigError, UserError, one_line
 from prunekit.models.foreign import import_model, is_import_path
 from prunekit.registry import DATASETS, LOSSES, MODELS, OptionError, Params, Registry
 
@@ -109,7 +110,12 @@ def builder_kwargs(key: str, sec: Any, **supplied: Any) -> dict[str, Any]:
 def build_dataset(data: Any, split: str, augment: Any) -> Dataset:
     """``DATASETS.build`` for a DataConfig; ``augment`` overrides ``data.augment``."""
     sec = dataclasses.replace(data, augment=augment)
-    return DATASETS.build(data.dataset, **builder_kwargs("data", sec, split=split))
+    try:
+        return DATASETS.build(data.dataset, **builder_kwargs("data", sec, split=split))
+    except UserError:
+        raise
+    except ValueError as exc:  # a builder refusing its options: one line, not a traceback
+        raise ConfigError(f"data ({data.dataset}): {one_line(exc)}") from None
 
 
 def build_model(model: Any, spec: Any) -> nn.Module:

@@ -4,7 +4,9 @@ Used in-process (``run_grid(..., run_fn=fake_run)``) and in subprocesses through
 ``PRUNEKIT_BENCH_RUN_FN=test_bench_fakes:fake_run`` with ``tests/`` on ``PYTHONPATH``.
 Environment switches: ``PRUNEKIT_FAKE_FAIL=<method>`` makes that method's runs raise (like the
 training loop's NaN-loss error); ``PRUNEKIT_FAKE_BLOCK=1`` makes every run after this process's
-first one block until the process is killed.
+first one block until the process is killed; ``PRUNEKIT_FAKE_DIE=<path>`` makes the first run
+(of any process) that creates the file ``<path>`` kill its own process with the signal
+``PRUNEKIT_FAKE_DIE_SIG`` (``KILL`` by default: what the OOM killer sends).
 """
 from __future__ import annotations
 
@@ -33,8 +35,19 @@ def fake_run(cfg: Any, workdir: Path, cache_dir: Path, device: str | None) -> di
     _CALLS["n"] += 1
     calls = Path(workdir) / "calls.txt"
     calls.write_text(str(int(calls.read_text()) + 1 if calls.exists() else 1))
+    die = os.environ.get("PRUNEKIT_FAKE_DIE")
+    if die:
+        try:
+            os.close(os.open(die, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            pass
+        else:
+            Path(die).write_text(cfg.name.split("/")[-1])  # the run id that dies
+            os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("PRUNEKIT_FAKE_DIE_SIG",
+                                                                        "KILL")))
+            signal.pause()  # a handled signal (TERM) raises here
     if os.environ.get("PRUNEKIT_FAKE_BLOCK") and _CALLS["n"] > 1:
-        print("fake run: blocking", flush=True)
+        print(f"fake run: blocking pid {os.getpid()}", flush=True)
         signal.pause()  # wait here until the test kills the process
     if cfg.method == os.environ.get("PRUNEKIT_FAKE_FAIL"):
         raise RuntimeError("non-finite loss (nan) at epoch 0, step 3\nsecond line")

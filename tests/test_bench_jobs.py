@@ -43,6 +43,9 @@ def test_jobs_fill_one_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert len(rows) == N_RUNS and all(r["status"] == "ok" for r in rows)
     assert sorted(s.ran_ok) == sorted(r["run_id"] for r in rows)
     assert "on 2 local worker(s)" in lines[0]  # (both at work: the Ctrl-C tests below)
+    # one [k/N] count across both workers: 1..N, each once
+    starts = sorted(int(ln.split("[")[2].split("/")[0]) for ln in lines if ln.endswith(": start"))
+    assert starts == list(range(1, N_RUNS + 1))
     # every run ran exactly once
     assert all((tmp_path / "runs" / r["run_id"] / "calls.txt").read_text() == "1" for r in rows)
 

@@ -315,7 +315,8 @@ def test_to_row_columns_and_nan() -> None:
                                                       "autoattack-fast": 3.5})
     row = res.to_row()
     assert set(row) == {"clean_acc", "pgd_acc", "apgd_acc", "aa_acc", "worst_acc", "eval_s",
-                        "n_eval", "eps", "checks", "robust_acc"}
+                        "n_eval", "eps", "checks", "robust_acc", "certified_acc"}
+    assert row["certified_acc"] == "{}"
     assert row["clean_acc"] == 0.75 and row["pgd_acc"] == 0.5 and row["aa_acc"] == 0.25
     assert json.loads(row["robust_acc"]) == {"pgd-20-2": 0.5, "autoattack-fast": 0.25}
     assert list(json.loads(row["robust_acc"])) == ["pgd-20-2", "autoattack-fast"]  # run order

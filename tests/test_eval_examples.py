@@ -36,13 +36,16 @@ def test_round_trip_in_the_documented_format(tmp_path: Path) -> None:
     res = _result()
     path = res.write_examples(tmp_path / "ex" / "run-1.npz", run_id="run-1", dataset="synth")
     with np.load(path, allow_pickle=False) as z:      # the raw file, as any reader sees it
-        assert sorted(z.files) == ["flags", "index", "meta", "names"]
+        assert sorted(z.files) == ["cert_flags", "cert_names", "flags", "index", "meta", "names",
+                                   "radii", "radius_names"]
+        assert z["cert_flags"].shape == (0, 5) and z["radii"].shape == (0, 5)
         assert z["index"].dtype == np.int64 and z["index"].tolist() == [7, 3, 9, 0, 4]
         assert z["names"].tolist() == ["clean", "pgd-20-2", "apgd-ce", "autoattack-fast",
                                        "worst"]
         assert z["flags"].dtype == np.bool_ and z["flags"].shape == (5, 5)
         meta = json.loads(str(z["meta"][()]))
-    assert set(meta) == set(META_KEYS) and meta["format"] == 1
+    assert set(meta) == set(META_KEYS) | {"certify"} and meta["format"] == 2
+    assert meta["certify"] == []
     assert (meta["run_id"], meta["dataset"], meta["split"], meta["eps"], meta["norm"],
             meta["seed"]) == ("run-1", "synth", "test", 0.1, "Linf", 5)
     assert meta["reused"] == {"apgd-ce": "autoattack-fast"}

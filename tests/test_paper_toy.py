@@ -34,3 +34,22 @@ def test_paper_grids_end_to_end_at_toy_size(tmp_path: Path,
     assert all(r["n_eval"] == "8" for r in rows)
     # after the toy overrides the three paper grids are the same runs: the 2nd and 3rd skip them
     assert out.count("8 runs in this shard, 8 finished, 0 to run") == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not ARCHIVE.exists(), reason="the shared CIFAR-10 archive is not here")
+def test_third_wave_paper_grid_end_to_end_at_toy_size(tmp_path: Path) -> None:
+    """paper-harp-cifar10.yaml (HARP's official recipe) at toy size: dense, harp, hydra and
+    harp-channel at 90 % on vgg16 and resnet18, PGD-AT, standard AutoAttack."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import paper_toy
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert paper_toy.run(str(tmp_path), [], data_root=str(ARCHIVE), train=128, n_eval=8,
+                         grids=paper_toy.THIRD_WAVE_GRIDS) == 0
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and all(r["status"] == "ok" for r in rows)
+    assert {(r["model"], r["method"]) for r in rows} == {
+        (m, k) for m in ("vgg16", "resnet18") for k in ("dense", "harp", "hydra", "harp-channel")}

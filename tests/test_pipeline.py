@@ -128,6 +128,20 @@ def test_pipeline_stages_cache_and_saved_model(tmp_path, gate_pruner):
     assert b.records["prune"].epochs == 1 and b.records["prune"].last["penalty"] > 0
     entries = list((cache / "pretrain").iterdir())
     assert len(entries) == 1 and (entries[0] / "done.json").exists()
+    # measured compute: a cached pretraining counts with what it cost (stored in done.json)
+    pre = a.records["pretrain"]
+    assert pre.passes and pre.passes > 0 and pre.cpu_s and pre.cpu_s > 0
+    assert b.records["pretrain"].passes == pre.passes
+    assert b.compute["train_passes"] == pre.passes + b.records["prune"].passes + \
+        b.records["finetune"].passes
+    assert json.loads(b.compute["train_epochs"]) == {"pretrain": 1, "prune": 1, "finetune": 1}
+    # an entry written before the counts existed: unknown, never 0
+    done = json.loads((entries[0] / "done.json").read_text())
+    done.pop("passes"), done.pop("cpu_s")
+    (entries[0] / "done.json").write_text(json.dumps(done))
+    c = run_pipeline(_cfg(), tmp_path / "c", cache_dir=cache, progress=False)
+    assert c.records["pretrain"].cached and c.records["pretrain"].passes is None
+    assert c.compute["train_passes"] is None and c.compute["train_cpu_s"] is None
 
 
 class _Crash(Exception):

@@ -56,11 +56,11 @@ def test_accuracy_table_intervals_costs_and_order(csv_path: Path) -> None:
     rep = report(csv_path)
     t = rep.tables["accuracy:fashion_mnist:vgg-small:0.1"]
     # registry order: dense (granularity none), channel pruners, weight pruners
-    assert list(zip(t["loss"], t["method"], t["sparsity"]))[:5] == [
+    assert list(zip(t["loss"], t["method"], t["target"]))[:5] == [
         ("trades", "dense", "0%"), ("trades", "d2bc", "50% macs"), ("trades", "d2bc", "90% macs"),
         ("trades", "hydra", "50% weights"), ("trades", "hydra", "90% weights")]
-    assert list(t.columns) == ["loss", "method", "sparsity", "MACs", "MACs red. %", "params",
-                               "params red. %", "runs", "clean %", "PGD-50-10 %", "APGD-CE %",
+    assert list(t.columns) == ["loss", "method", "target", "MACs", "MACs red. %",
+                               "non-zero params", "params red. %", "runs", "clean %", "PGD-50-10 %", "APGD-CE %",
                                "AutoAttack (standard) %", "worst case %"]
     dense = t.iloc[0]
     lo, hi = proportion_confint(50, 100, method="wilson")     # one run: Wilson over 100
@@ -71,12 +71,13 @@ def test_accuracy_table_intervals_costs_and_order(csv_path: Path) -> None:
     assert d2bc["AutoAttack (standard) %"] == f"37.0 ± 1.4 [{100 * lo:.1f}, {100 * hi:.1f}]"
     assert (d2bc["runs"], d2bc["MACs"], d2bc["MACs red. %"]) == ("2", "100k", "90.0")
     hydra = t.iloc[4]   # a masked model keeps the dense MACs; no non-zero count before v2
-    assert (hydra["MACs"], hydra["MACs red. %"], hydra["params red. %"]) == ("1M", "0.0", "–")
+    assert (hydra["MACs"], hydra["MACs red. %"], hydra["params red. %"],
+            hydra["non-zero params"]) == ("1M", "0.0", "–", "–")
 
 
 def test_report_markdown_failed_and_plots(csv_path: Path, tmp_path: Path) -> None:
     rep = report(csv_path, fmt="md", plots_dir=tmp_path / "plots")
-    assert "| loss | method | sparsity | MACs |" in rep.text
+    assert "| loss | method | target | MACs |" in rep.text
     assert "Failed runs (1):" in rep.text and "trades-admm-0.9-0: RuntimeError" in rep.text
     assert rep.n_ok == 18 and len(rep.failed) == 1
     assert "Per-example results not recorded for 18 of 18 runs" in rep.text
@@ -90,8 +91,10 @@ def test_report_markdown_failed_and_plots(csv_path: Path, tmp_path: Path) -> Non
 
 
 def test_report_latex(csv_path: Path) -> None:
-    text = report(csv_path, fmt="latex").text
+    text = report(csv_path, fmt="latex", intervals="full").text
     assert r"\begin{tabular}" in text and r"37.0 $\pm$ 1.4 [" in text
+    compact = report(csv_path, fmt="latex").text    # LaTeX default: mean ± half-width
+    assert r"37.0 $\pm$ 12.7" in compact and "[" not in compact.split(r"\midrule")[1][:200]
     assert r"90\% macs" in text and "% Failed runs (1):" in text
     with pytest.raises(ValueError, match="md or latex"):
         report(csv_path, fmt="html")

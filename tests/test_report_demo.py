@@ -18,12 +18,12 @@ def test_demo_prints_intervals_costs_and_a_computed_reading(
     monkeypatch.setenv(RUN_FN_ENV, "report_fixtures:demo_run")
     assert main(["bench", str(DEMO), "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    table = out[out.index("| loss | method | sparsity | MACs |"):]
+    table = out[out.index("| loss | method | target | MACs |"):]
     assert "| trades | dense | 0% | 1M | 0.0 | 100k |" in table
     assert "| trades | d2bc | 90% macs | 100k | 90.0 | 20k |" in table
     assert "50.0 [43.1, 56.9]" in table                      # dense: Wilson over 200 images
     assert "paired comparison against dense" in table
-    assert "| trades | hydra | 90% weights | 1M | 0.0 | 100k | 88.0 |" in table   # non-zero
+    assert "| trades | hydra | 90% weights | 1M | 0.0 | 12k | 88.0 |" in table   # non-zero
     reading = table[table.index("Reading (computed from these results"):]
     assert "same cost = MACs and non-zero params both within 5 %" in reading
     # masked models keep the dense MACs but not its parameters: a trade-off, not like for like

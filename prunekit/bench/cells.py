@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from prunekit.bench.examples import load_per_example
-from prunekit.bench.labels import CLEAN, WORST, method_label, method_sort_key, row_accuracies
+from prunekit.bench.labels import CERTIFIED, CLEAN, WORST, method_label, method_sort_key, row_accuracies
 from prunekit.bench.stats import Interval, t_interval, wilson
 from prunekit.bench.store import COLUMNS, ResultsStore
 
@@ -44,7 +44,7 @@ CELL_KEYS = ["loss", "method", "variant", "target_sparsity"]
 REPLICATE_KEYS = ["seed", "fold"]
 _NUMERIC = ["target_sparsity", "weight_sparsity", "macs_reduction", "params", "macs", "eps",
             "n_eval", "clean_acc", "pgd_acc", "apgd_acc", "aa_acc", "worst_acc", "train_s",
-            "eval_s", "params_reduction", "seed", "fold"]
+            "eval_s", "params_reduction", "seed", "fold", "nonzero_params"]
 _TARGET_OF = {"channel": "macs", "weight": "weights", "none": "none"}
 
 
@@ -101,7 +101,8 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
     dropped duplicates as ``(dropped run_id, kept run_id)``."""
     ok, dropped = _dedupe(df[df["status"] == "ok"].copy().reset_index(drop=True))
     ok["_acc"] = [row_accuracies(r) for r in ok.to_dict("records")]
-    ok["_pe"] = [load_per_example(csv_dir, rel) for rel in ok["examples"]]
+    ok["_pe"] = [load_per_example(csv_dir, rel, rid) for rel, rid in zip(ok["examples"],
+                                                                         ok["run_id"])]
     ok["rel_macs"] = 1.0 - ok["macs_reduction"]
     pr = ok["params_reduction"].copy()
     dense = ok[ok["granularity"] == "none"].groupby("pretrain_hash")["params"].mean()
@@ -111,6 +112,7 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
         elif r["granularity"] == "channel" and r["pretrain_hash"] in dense.index:
             pr[i] = 1.0 - r["params"] / dense[r["pretrain_hash"]]
     ok["rel_params"] = 1.0 - pr
+    ok["nonzero"] = _nonzero(ok, dense)
     ok["sp_target"] = [t or _TARGET_OF.get(g, "") for t, g in zip(ok["sparsity_target"],
                                                                   ok["granularity"])]
     ok["_order"] = [method_sort_key(m, g) for m, g in zip(ok["method"], ok["granularity"])]
@@ -118,13 +120,33 @@ def prepare(df: pd.DataFrame, csv_dir: Path) -> tuple[pd.DataFrame, list[tuple[s
     return ok, dropped
 
 
+def _nonzero(ok: pd.DataFrame, dense: pd.Series) -> list[float]:
+    """Non-zero parameters per row: the ``nonzero_params`` column (schema v3), else -- older
+    files -- ``params`` for dense and channel rows (compacted: every stored parameter counts) and
+    ``(1 - params_reduction) * params(dense)`` for masked rows whose dense run is in the file."""
+    out = []
+    for r in ok.to_dict("records"):
+        nz = r.get("nonzero_params", math.nan)
+        if nz is None or (isinstance(nz, float) and math.isnan(nz)):
+            if r["granularity"] in ("none", "channel", "architecture"):
+                nz = r["params"]
+            elif r["pretrain_hash"] in dense.index and not math.isnan(r["rel_params"]):
+                nz = r["rel_params"] * dense[r["pretrain_hash"]]
+            else:
+                nz = math.nan
+        out.append(float(nz))
+    return out
+
+
 def metric_names(ok: pd.DataFrame) -> list[str]:
-    """``clean``, every attack that ran (first-seen order), ``worst``."""
+    """``clean``, every attack that ran (first-seen order), ``worst``, then the certified
+    metrics (``certified:ibp`` ...)."""
     names: dict[str, None] = {}
     for acc in ok["_acc"]:
         names.update(dict.fromkeys(acc))
-    rest = [n for n in names if n not in (CLEAN, WORST)]
-    return [n for n in (CLEAN, *rest, WORST) if n in names]
+    rest = [n for n in names if n not in (CLEAN, WORST) and not n.startswith(CERTIFIED)]
+    cert = [n for n in names if n.startswith(CERTIFIED)]   # certificates after worst
+    return [n for n in (CLEAN, *rest, WORST, *cert) if n in names]
 
 
 def _interval(accs: list[float], n_eval: list[float]) -> Interval | None:
@@ -150,7 +172,7 @@ def _cell_warnings(per_run: list[list[str]]) -> list[str]:
 
 def summarize(ok: pd.DataFrame) -> pd.DataFrame:
     """One row per cell of ``ok`` (already one group), in display order: keys, ``label``,
-    ``runs``, mean ``macs`` / ``params`` / ``rel_macs`` / ``rel_params`` / reductions,
+    ``runs``, mean ``macs`` / ``params`` / ``nonzero`` (non-zero params) / ``rel_macs`` / ``rel_params`` / reductions,
     ``sp_target``, ``granularity``, ``warnings`` (the runs' method warnings, ``"not converged
     (2 of 3 runs)"``) and ``acc:<metric>`` :class:`Interval` columns."""
     metrics = metric_names(ok)
@@ -162,7 +184,7 @@ def summarize(ok: pd.DataFrame) -> pd.DataFrame:
                    granularity=g["granularity"].iloc[0], sp_target=g["sp_target"].iloc[0],
                    _sort=(losses.index(loss), g["_order"].iloc[0], variant, sp),
                    warnings=_cell_warnings(list(g["_warn"])))
-        for c in ("macs", "params", "rel_macs", "rel_params", "macs_reduction",
+        for c in ("macs", "params", "nonzero", "rel_macs", "rel_params", "macs_reduction",
                   "params_reduction", "weight_sparsity"):
             rec[c] = float(g[c].mean()) if g[c].notna().any() else math.nan
         rec["params_reduction"] = 1.0 - rec["rel_params"]

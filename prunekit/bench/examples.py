@@ -12,27 +12,39 @@ from typing import Any
 
 import numpy as np
 
-from prunekit.eval.examples import Examples, ExamplesError, read_examples
+from prunekit.eval.examples import CERTIFIED, Examples, ExamplesError, read_examples
 
 __all__ = ["load_per_example", "flag_row", "attack_meta", "same_examples"]
 
 log = logging.getLogger(__name__)
 
 
-def load_per_example(csv_dir: Path, rel: str) -> Examples | None:
+def load_per_example(csv_dir: Path, rel: str, run_id: str | None = None) -> Examples | None:
     """Read ``csv_dir / rel``; None (and a warning: the run is then not paired) if ``rel`` is
-    empty, the file is missing or it is not a per-example file."""
+    empty, the file is missing, it is not a per-example file, or its ``meta.run_id`` names
+    another run than ``run_id`` (a file copied over another run's would pair a run with
+    itself: a difference of exactly 0)."""
     if not rel:
         return None
     try:
-        return read_examples(Path(csv_dir) / rel)
+        ex = read_examples(Path(csv_dir) / rel)
     except (ExamplesError, FileNotFoundError) as exc:
         log.warning("%s; its run is not paired", exc)
         return None
+    own = ex.meta.get("run_id")
+    if run_id and own and own != run_id:
+        log.warning("%s belongs to run %s, not to %s (copied from another run?); %s is not "
+                    "paired", Path(csv_dir) / rel, own, run_id, run_id)
+        return None
+    return ex
 
 
 def flag_row(ex: Examples, name: str) -> np.ndarray | None:
-    """The bool flags of ``name`` (``clean``, an attack, ``worst``), or None."""
+    """The bool flags of ``name`` (``clean``, an attack, ``worst``, ``certified:<metric>``),
+    or None."""
+    if name.startswith(CERTIFIED):
+        name = name[len(CERTIFIED):]
+        return ex[name] if name in ex.cert_names else None
     return ex[name] if name in ex.names else None
 
 

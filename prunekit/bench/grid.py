@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 _GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench", "launcher"}
 _BENCH_KEYS = {"table", "format", "run_fn", "shard_by"}
+#: the report formats of the final table (prunekit.bench.report.report)
+BENCH_FORMATS = ("md", "latex")
 
 
 @dataclass
@@ -97,19 +99,28 @@ class Grid:
             if len({len(axes_out[a]) for a in group}) > 1:
                 raise ConfigError(f"{where}zipped axes {', '.join(group)} must have equal lengths")
         rules = d.get("rules") or []
+        if not isinstance(rules, list):
+            raise ConfigError(f"{where}grid 'rules' must be a list of {{where: {{...}}, "
+                              f"set: {{...}}}}")
         for r in rules:
-            if not isinstance(r, Mapping) or set(r) - {"where", "set"} or "set" not in r:
-                raise ConfigError(f"{where}each rule must be {{where: {{...}}, set: {{...}}}}, "
-                                  f"got {r!r}")
+            if (not isinstance(r, Mapping) or set(r) - {"where", "set"} or "set" not in r
+                    or not isinstance(r["set"], Mapping)
+                    or not isinstance(r.get("where") or {}, Mapping)):
+                raise ConfigError(f"{where}each rule must be {{where: {{...}}, set: {{...}}}} "
+                                  f"(both mappings of dotted field paths), got {r!r}")
         for key in ("exclude", "include"):
             items = d.get(key) or []
             if not isinstance(items, list) or not all(isinstance(i, Mapping) for i in items):
                 raise ConfigError(f"{where}grid {key!r} must be a list of mappings")
-        bench = dict(d.get("bench") or {})
+        bench = d.get("bench") or {}
+        if not isinstance(bench, Mapping):
+            raise ConfigError(f"{where}grid 'bench' must be a mapping (docs/bench.md)")
+        bench = dict(bench)
         bad = set(bench) - _BENCH_KEYS
         if bad:
             raise ConfigError(f"{where}unknown bench key(s) {', '.join(sorted(bad))}; valid: "
                               f"{', '.join(sorted(_BENCH_KEYS))}")
+        _check_bench(bench, where)
         launcher = d.get("launcher") or {}
         if not isinstance(launcher, Mapping):
             raise ConfigError(f"{where}grid 'launcher' must be a mapping (docs/bench.md)")
@@ -118,6 +129,22 @@ class Grid:
                    exclude=[dict(e) for e in d.get("exclude") or []],
                    include=[dict(i) for i in d.get("include") or []], bench=bench,
                    path=Path(path) if path else None, launcher=dict(launcher))
+
+
+def _check_bench(bench: Mapping[str, Any], where: str) -> None:
+    """The ``bench:`` settings the runner only uses at the end (the final table), checked now so
+    that a bad one fails before the grid runs, not after."""
+    if "format" in bench and bench["format"] not in BENCH_FORMATS:
+        raise ConfigError(f"{where}bench format must be one of {', '.join(BENCH_FORMATS)}, got "
+                          f"{bench['format']!r}")
+    if "table" in bench and not isinstance(bench["table"], bool):
+        raise ConfigError(f"{where}bench table must be true or false, got {bench['table']!r}")
+    if "shard_by" in bench and bench["shard_by"] not in ("run", "pretrain"):
+        raise ConfigError(f"{where}bench shard_by must be run or pretrain, got "
+                          f"{bench['shard_by']!r}")
+    if "run_fn" in bench and not isinstance(bench["run_fn"], str):
+        raise ConfigError(f"{where}bench run_fn must be a 'module:function' string, got "
+                          f"{bench['run_fn']!r}")
 
 
 @dataclass
@@ -185,11 +212,32 @@ def _fmt_point(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(base)"
 
 
-def run_id_for(cfg: RunConfig) -> str:
-    """``<loss>-<method>-s<sparsity>-seed<seed>[-f<fold>]-<config_hash[:8]>``."""
-    parts = [cfg.loss.name, cfg.method, f"s{cfg.sparsity:g}", f"seed{cfg.seed}"]
+#: axes every run id shows anyway (``<loss>-<method>-s<sp>-seed<k>[-f<fold>]``)
+_ID_AXES = frozenset({"loss.name", "method", "sparsity", "seed", "data.fold"})
+
+
+def _id_part(key: str, value: Any) -> str:
+    """One run-id segment of a varying axis: the model / dataset name itself, ``eps0.0314``,
+    else the key's last component and the value (``thres0.2``, ``epochs20``)."""
+    if key in ("model.name", "data.dataset"):
+        return str(value)
+    last = key.split(".")[-1]
+    return f"{last}{value:.4g}" if isinstance(value, float) else f"{last}{value}"
+
+
+def run_id_for(cfg: RunConfig, varying: Mapping[str, Any] | None = None) -> str:
+    """``<loss>-<method>[-<model>][-<dataset>]-s<sparsity>-seed<seed>[-f<fold>][-<axis><value>
+    ...]-<config_hash[:8]>``: ``varying`` = this run's values of the grid axes that take several
+    values (model and dataset right after the method, other axes after the seed), so two runs
+    that differ only in a grid axis differ in more than the hash. A grid none of whose axes
+    beyond loss, method, sparsity, seed and fold varies keeps the ids it always had."""
+    varying = dict(varying or {})
+    parts = [cfg.loss.name, cfg.method]
+    parts += [_id_part(k, varying.pop(k)) for k in ("model.name", "data.dataset") if k in varying]
+    parts += [f"s{cfg.sparsity:g}", f"seed{cfg.seed}"]
     if cfg.data.fold is not None:
         parts.append(f"f{cfg.data.fold}")
+    parts += [_id_part(k, v) for k, v in varying.items()]
     parts.append(cfg.config_hash()[:8])
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", "-".join(parts))
 
@@ -230,7 +278,7 @@ def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
         if h in seen:
             continue
         seen.add(h)
-        cfg.name = f"{grid.name}/{run_id_for(cfg)}"
+        cfg.name = f"{grid.name}/{run_id_for(cfg, _id_values(grid, cfg, point))}"
         runs.append((cfg, point))
     if not runs:
         raise ConfigError(f"grid {grid.name!r} expands to no runs (check its exclude rules)")
@@ -240,10 +288,24 @@ def expand(grid: Grid | Mapping[str, Any] | str | Path) -> list[GridRun]:
         order.setdefault(cfg.pretrain_hash(), len(order))
     ranked = sorted(enumerate(runs), key=lambda t: (order[t[1][0].pretrain_hash()], t[0]))
     varying = set(grid.axes) | {k for inc in grid.include for k in inc}
-    out = [GridRun(index=i, run_id=run_id_for(cfg), config=cfg, point=point,
+    out = [GridRun(index=i, run_id=cfg.name.rsplit("/", 1)[1], config=cfg, point=point,
                    variant=_variant(cfg, point, varying))
            for i, (_, (cfg, point)) in enumerate(ranked)]
     log.info("grid %s: %d runs in %d pretraining groups", grid.name, len(out), len(order))
+    return out
+
+
+def _id_values(grid: Grid, cfg: RunConfig, point: Mapping[str, Any]) -> dict[str, Any]:
+    """This run's values of the grid axes that take several values, beyond those every id
+    shows, and that apply to its method (another method's hyperparameter does not)."""
+    out = {}
+    for key, values in grid.axes.items():
+        if key in _ID_AXES or key not in point or len({repr(v) for v in values}) < 2:
+            continue
+        head = key.split(".")[0]
+        if head in _CONFIG_FIELDS or (head in PRUNERS and PRUNERS.canonical(head)
+                                      == PRUNERS.canonical(cfg.method)):
+            out[key] = point[key]
     return out
 
 

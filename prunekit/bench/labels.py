@@ -24,6 +24,7 @@ import math
 from typing import Any, Mapping
 
 from prunekit.attacks.parse import AttackNameError, parse_attack
+from prunekit.eval.examples import CERTIFIED  # report name of a certificate: certified:ibp
 from prunekit.registry import PRUNERS, SEARCHERS, RegistryError
 
 __all__ = ["method_sort_key", "method_label", "attack_label", "attack_caveat", "row_accuracies",
@@ -126,4 +127,21 @@ def row_accuracies(row: Mapping[str, Any]) -> dict[str, float]:
             if col is not None:
                 out[a] = _num(row.get(col))
     out[WORST] = _num(row.get("worst_acc"))
+    out.update(certified_accuracies(row))
     return {k: v for k, v in out.items() if not math.isnan(v)}
+
+
+
+
+def certified_accuracies(row: Mapping[str, Any]) -> dict[str, float]:
+    """``{"certified:<metric>": acc}`` from the ``certified_acc`` JSON column (schema v3;
+    never part of ``worst``)."""
+    text = row.get("certified_acc") or ""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    try:
+        cert = json.loads(text)
+    except json.JSONDecodeError:
+        log.warning("run %s: unreadable certified_acc %r", row.get("run_id"), text[:60])
+        return {}
+    return {CERTIFIED + str(k): _num(v) for k, v in cert.items()}

@@ -24,16 +24,19 @@ from typing import Any, Callable, Mapping
 import torch
 
 import prunekit
+from prunekit import checkpoint as ckpt
 from prunekit.bench.grid import Grid, GridRun, resolve_data_root
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.config import RunConfig
 from prunekit.devices import model_device, select_device
 from prunekit.errors import ConfigError
+from prunekit.plugins import run_plugins
 from prunekit.eval import RobustnessEvaluator
 from prunekit.pruning import measure
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS, SEARCHERS
 from prunekit.train import run_pipeline
+from prunekit.train.pipeline import uses_pretraining
 from prunekit.train.data import build_test_set
 from prunekit.train.tracking import open_tracker
 
@@ -70,9 +73,32 @@ class GridSummary:
     csv_path: Path
     runs: list[GridRun]                                  #: this shard's runs, in order
     status: dict[str, str] = field(default_factory=dict)  #: run_id -> ok|failed|pending (before)
-    ran_ok: list[str] = field(default_factory=list)
-    ran_failed: list[str] = field(default_factory=list)
+    ran_ok: list[str] = field(default_factory=list)      #: ok rows this invocation wrote
+    ran_failed: list[str] = field(default_factory=list)  #: failed rows this invocation wrote
     skipped: list[str] = field(default_factory=list)     #: already ok in the CSV
+    busy: list[str] = field(default_factory=list)        #: claimed by another process
+    lost: dict[str, str] = field(default_factory=dict)   #: run_id -> why no row was written
+    not_run: list[str] = field(default_factory=list)     #: never started (every worker died)
+
+    def line(self) -> str:
+        """The final one-line summary: counts of the rows this invocation wrote, then every
+        run that has no row from it, by name."""
+        text = (f"done: {len(self.ran_ok)} ok, {len(self.ran_failed)} failed, "
+                f"{len(self.skipped)} already finished")
+        if self.busy:
+            text += f", {len(self.busy)} run by another process ({', '.join(self.busy)})"
+        if self.lost:
+            text += f", {len(self.lost)} LOST (" + "; ".join(
+                f"{r}: {why}" for r, why in self.lost.items()) + ")"
+        if self.not_run:
+            text += f", {len(self.not_run)} not started ({', '.join(self.not_run)})"
+        if self.lost or self.not_run:
+            text += "; re-run the same command to run them"
+        return text + f" -> {self.csv_path}"
+
+    def complete(self) -> bool:
+        """True when every run of this invocation has an ok row (exit status 0)."""
+        return not (self.ran_failed or self.lost or self.not_run)
 
 
 # --------------------------------------------------------------------------------------------
@@ -108,12 +134,19 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
                                  n_examples=rcfg.eval.n_examples,
                                  batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
-                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"))
+                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"),
+                                 certify=tuple(rcfg.eval.certify))
         result = ev.evaluate(res.model, test_set)
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,
-               "params_reduction": meas.params_reduction}  # non-zero params vs dense (measure)
+               "params_reduction": meas.params_reduction,  # non-zero params vs dense (measure)
+               "nonzero_params": meas.nonzero_params,
+               # the provenance hashes of the resolved config (eps filled in): the names of the
+               # pretraining cache entry and of the model's meta, not of the unresolved grid point
+               "config_hash": rcfg.config_hash(),
+               "pretrain_hash": rcfg.pretrain_hash() if uses_pretraining(rcfg) else "",
+               **res.compute}
         tracker.log_final({**result.to_row(), **row})
     return {**row, EVAL_RESULT: result, **_method_columns(res)}
 
@@ -130,12 +163,14 @@ def _method_columns(res: Any) -> dict[str, Any]:
     return cols
 
 
-def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str) -> dict[str, Any]:
+def eval_columns(result: Any, out_dir: Path, run_id: str, dataset: str,
+                 plugins: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The evaluation columns of a row from an ``EvalResult``; writes the run's per-example
     file ``out_dir/examples/<run_id>.npz`` first (atomically), so a row never names a missing
     file."""
     rel = f"{EXAMPLES_DIR}/{run_id}.npz"
-    result.write_examples(out_dir / rel, run_id=run_id, dataset=dataset, split="test")
+    result.write_examples(out_dir / rel, run_id=run_id, dataset=dataset, split="test",
+                          extra={"plugins": dict(plugins)} if plugins else None)
     cols = {k: v for k, v in result.to_row().items() if k in COLUMNS}
     cols["examples"] = rel
     return cols
@@ -179,9 +214,9 @@ def _base_row(run: GridRun, grid_name: str) -> dict[str, Any]:
         "loss": cfg.loss.name, "dataset": cfg.data.dataset, "model": cfg.model.name,
         "target_sparsity": cfg.sparsity, "seed": cfg.seed, "fold": cfg.data.fold,
         "eps": cfg.eval.eps if cfg.eval.eps is not None else cfg.loss.eps,
-        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash(),
+        "config_hash": cfg.config_hash(), "pretrain_hash": cfg.pretrain_hash() if uses_pretraining(cfg) else "",
         "attacks": ";".join(cfg.eval.attacks), "variant": run.variant, "grid": grid_name,
-        **provenance(),
+        "plugins": json.dumps(run_plugins(cfg), sort_keys=True), **provenance(),
     }
 
 
@@ -199,6 +234,8 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
     row to ``store`` and record the outcome in ``summary``; never raises for a failed run."""
     workdir = out / "runs" / run.run_id
     workdir.mkdir(parents=True, exist_ok=True)
+    for stage_ckpt in sorted(workdir.glob("*/ckpt.pt")):  # a damaged one would fail every re-run
+        ckpt.drop_if_unreadable(stage_ckpt, f"{run.run_id}: that stage starts again")
     cfg = copy.deepcopy(run.config)
     cfg.data = dataclasses.replace(cfg.data, root=resolve_data_root(cfg.data.root, grid.path))
     msg = f"[{k}/{total}] {run.run_id}"
@@ -210,7 +247,8 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
         metrics = dict(fn(cfg, workdir, cache, device))
         result = metrics.pop(EVAL_RESULT, None)
         if result is not None:
-            metrics.update(eval_columns(result, out, run.run_id, cfg.data.dataset))
+            metrics.update(eval_columns(result, out, run.run_id, cfg.data.dataset,
+                                        json.loads(row["plugins"])))
         unknown = set(metrics) - set(COLUMNS)
         if unknown:
             log.warning("%s: run function returned unknown columns %s (dropped)", msg,
@@ -225,7 +263,10 @@ def run_one(run: GridRun, k: int, total: int, grid: Grid, out: Path, cache: Path
         log.error("%s: failed: %s", msg, row["error"])
     row.setdefault("device", _safe_device(cfg, device))
     row["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    store.append(row)
+    if not store.append(row):  # another process wrote an ok row meanwhile: not ours
+        summary.skipped.append(run.run_id)
+        say(f"{msg}: finished meanwhile by another process; its row is kept")
+        return
     (summary.ran_ok if row["status"] == "ok" else summary.ran_failed).append(run.run_id)
     took = time.perf_counter() - t0
     if row["status"] == "ok":

@@ -32,12 +32,13 @@ from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_na
 from prunekit.bench.compare import Comparison, compare, pick_reference
 from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
 from prunekit.bench.examples import attack_meta
-from prunekit.bench.labels import CLEAN, WORST, attack_caveat, attack_label, method_label
+from prunekit.bench.latex import PREAMBLE
+from prunekit.bench.labels import CERTIFIED, CLEAN, WORST, attack_caveat, attack_label, method_label
 from prunekit.bench.plots import make_plots
 from prunekit.bench.reading import reading
 from prunekit.bench.stats import Interval
-from prunekit.bench.tables import (MISSING, WARN_MARK, fmt_acc, fmt_count, fmt_diff, fmt_p,
-                                   fmt_pct, fmt_ratio, render)
+from prunekit.bench.tables import (INTERVALS, MISSING, WARN_MARK, fmt_acc, fmt_count, fmt_diff,
+                                   fmt_p, fmt_pct, fmt_ratio, prose, render)
 from prunekit.errors import ConfigError
 
 __all__ = ["Report", "report", "load_results", "accuracy_table", "comparison_table",
@@ -76,23 +77,26 @@ def _sparsity(sp: float, target: str) -> str:
     return f"{100 * sp:g}%" + (f" {target}" if target and target != "none" else "")
 
 
-def accuracy_table(cells: pd.DataFrame, labels: dict[str, str]) -> pd.DataFrame:
-    """Rows = cells, costs beside the sparsity, then every metric's ``mean [95 % interval]``."""
+def accuracy_table(cells: pd.DataFrame, labels: dict[str, str],
+                   intervals: str = "full") -> pd.DataFrame:
+    """Rows = cells, the target (``50% macs``: the fraction the method was asked to remove of
+    what it targets) and the measured costs (MACs, non-zero parameters, both reductions), then
+    every metric's ``mean [95 % interval]`` (``intervals``: prunekit.bench.tables.fmt_acc)."""
     rows = []
     for c in cells.to_dict("records"):
         rec = {"loss": c["loss"], "method": c["label"] + (f" {WARN_MARK}" if c["warnings"] else ""),
-               "sparsity": _sparsity(c["target_sparsity"], c["sp_target"]),
+               "target": _sparsity(c["target_sparsity"], c["sp_target"]),
                "MACs": fmt_count(c["macs"]), "MACs red. %": fmt_pct(c["macs_reduction"]),
-               "params": fmt_count(c["params"]), "params red. %": fmt_pct(c["params_reduction"]),
-               "runs": str(c["runs"])}
+               "non-zero params": fmt_count(c.get("nonzero", math.nan)),
+               "params red. %": fmt_pct(c["params_reduction"]), "runs": str(c["runs"])}
         for m, lab in labels.items():
-            rec[f"{lab} %"] = fmt_acc(c.get(f"acc:{m}"))
+            rec[f"{lab} %"] = fmt_acc(c.get(f"acc:{m}"), intervals=intervals)
         rows.append(rec)
     return pd.DataFrame(rows)
 
 
 def comparison_table(comps: Sequence[Comparison], labels: dict[str, str],
-                     warned: Sequence[tuple] = ()) -> pd.DataFrame:
+                     warned: Sequence[tuple] = (), intervals: str = "full") -> pd.DataFrame:
     """One row per compared cell: cost ratios to the reference, then per metric the difference
     (points, bootstrap interval; ``*`` significant) and the Holm-adjusted p; the note says where
     the interval and the verdict disagree, and why. ``warned``: cell keys marked ``†``."""
@@ -102,11 +106,11 @@ def comparison_table(comps: Sequence[Comparison], labels: dict[str, str],
         rec = rows.setdefault(key, {
             "loss": c.loss, "method": method_label(c.method, c.variant)
                                       + (f" {WARN_MARK}" if key in warned else ""),
-            "sparsity": f"{100 * c.sparsity:g}%", "MACs ×ref": fmt_ratio(c.macs_ratio),
+            "target": f"{100 * c.sparsity:g}%", "MACs ×ref": fmt_ratio(c.macs_ratio),
             "params ×ref": fmt_ratio(c.params_ratio), "seeds": str(c.seeds or MISSING),
             "examples": str(c.n or MISSING), "note": ""})
         lab = labels.get(c.metric, c.metric)
-        rec[f"Δ {lab} (points)"] = fmt_diff(c.diff, c.seed_t, c.significant)
+        rec[f"Δ {lab} (points)"] = fmt_diff(c.diff, c.seed_t, c.significant, intervals)
         rec[f"p {lab} (Holm)"] = fmt_p(c.p_holm)
         for note in (c.note, f"{lab}: {c.disagreement}" if c.disagreement else ""):
             if note and note not in rec["note"]:
@@ -117,7 +121,8 @@ def comparison_table(comps: Sequence[Comparison], labels: dict[str, str],
     return table
 
 
-def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.DataFrame, str]:
+def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str,
+                     intervals: str = "full") -> tuple[pd.DataFrame, str]:
     """Accuracy on ``metric`` of every method at the common measured costs of ``axis``
     (``rel_macs`` / ``rel_params``), with a notes line; empty if no two methods share a cost."""
     curves, merged, missing = {}, [], []
@@ -141,7 +146,8 @@ def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str) -> tuple[pd.Da
         for label, cv in curves.items():
             hit = at_cost(cv, cost)
             rec[label] = "" if hit is None else fmt_acc(Interval(hit[0].acc, hit[0].lo,
-                                                                 hit[0].hi), approx=not hit[1])
+                                                                 hit[0].hi), approx=not hit[1],
+                                                     intervals=intervals)
         rows.append(rec)
     notes = []
     if merged:
@@ -160,18 +166,33 @@ def _warned(cells: pd.DataFrame) -> dict[tuple, list[str]]:
             for c in cells.to_dict("records") if c["warnings"]}
 
 
-def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame) -> str:
-    attacks = [m for m in metrics if m not in (CLEAN, WORST)]
+_INTERVAL_NOTE = {
+    "full": "95 % intervals: one run, Wilson over its examples; several runs (seeds/folds), "
+            "mean ± sample std [t-interval] (no interval when the runs agree exactly: zero "
+            "spread is no estimate of it).",
+    "half": "Mean ± half-width of the 95 % interval: one run, Wilson over its examples; several "
+            "runs (seeds/folds), t-interval over the runs (none when the runs agree exactly).",
+    "none": "Means only (95 % intervals: the Markdown report or --intervals full).",
+}
+
+
+def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame,
+                 intervals: str = "full") -> str:
+    attacks = [m for m in metrics if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
     defs = []
     for a in attacks:
         lab, cav = attack_label(a, _meta(ok, a)), attack_caveat(a, _meta(ok, a))
         defs.append(f"{lab} = `{a}`" + (f" ({cav})" if cav else "") if lab != a else f"`{a}`")
-    lines = ["95 % intervals: one run, Wilson over its examples; several runs (seeds/folds), "
-             "mean ± sample std [t-interval] (no interval when the runs agree exactly: zero "
-             "spread is no estimate of it). Worst case = robust under every attack that ran, "
-             "per example. Sparsity = the fraction removed of what the method targets; compare "
-             "costs in the MACs and params columns (params counts masked weights; params red. "
-             "= non-zero)."]
+    lines = [_INTERVAL_NOTE[intervals] + " Worst case = robust under every attack that ran, "
+             "per example. Target = the fraction the method was asked to remove of what it "
+             "targets (macs, weights, channels, params); compare the measured costs: MACs, "
+             "non-zero params (masked weights not counted) and their reductions from the dense "
+             "model."]
+    certs = [m for m in metrics if m.startswith(CERTIFIED)]
+    if certs:
+        lines.append("Certified (" + ", ".join(f"`{m}`" for m in certs) + "): a lower bound on "
+                     "robust accuracy (verified L-inf at eps, or randomized-smoothing L2 at a "
+                     "radius), never part of the worst case.")
     if defs:
         lines.append("Attacks: " + "; ".join(defs) + ".")
     warned = _warned(cells)
@@ -189,12 +210,18 @@ def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame) -> s
 
 def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None = None,
            versus: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
-           n_resamples: int = 9999, seed: int = 0) -> Report:
-    """Tables, comparisons against ``versus`` on ``metrics`` (and with ``plots_dir`` PNG plots)
-    for a results CSV. ``n_resamples`` / ``seed``: of the paired bootstrap and of the Monte-Carlo
-    sign-flip test."""
+           n_resamples: int = 9999, seed: int = 0, intervals: str | None = None,
+           plot_formats: Sequence[str] = ("png",), dpi: int = 200) -> Report:
+    """Tables, comparisons against ``versus`` on ``metrics`` (and with ``plots_dir`` the plots,
+    in ``plot_formats`` at ``dpi``: prunekit.bench.plots) for a results CSV. ``n_resamples`` /
+    ``seed``: of the paired bootstrap and of the Monte-Carlo sign-flip test. ``intervals``:
+    ``full``, ``half`` (mean ± half-width) or ``none`` (prunekit.bench.tables.fmt_acc); default
+    ``full`` for Markdown, ``half`` for LaTeX (the compact form that fits a page)."""
     if fmt not in ("md", "latex"):
         raise ValueError(f"format must be md or latex, got {fmt!r}")
+    intervals = intervals or ("half" if fmt == "latex" else "full")
+    if intervals not in INTERVALS:
+        raise ValueError(f"intervals must be one of {', '.join(INTERVALS)}, got {intervals!r}")
     path = Path(csv_path)
     df = load_results(path)
     ok, dropped = prepare(df, path.parent)
@@ -212,40 +239,44 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
         group_cells[key] = (cells, labels)
         n_eval = ", ".join(str(int(n)) for n in sorted(sub["n_eval"].dropna().unique()))
         what = f"{dataset} / {model} (eps {eps:.4g}; n_eval {n_eval})"
-        rep.tables[f"accuracy:{key}"] = t = accuracy_table(cells, labels)
+        rep.tables[f"accuracy:{key}"] = t = accuracy_table(cells, labels, intervals)
         parts.append(render(t, fmt, f"{what}: accuracy (%), 95 % intervals",
-                            _group_notes(sub, names, cells)))
+                            _group_notes(sub, names, cells, intervals), f"accuracy:{key}"))
         parts += _comparisons(rep, key, sub, cells, versus, metrics, labels, fmt, what, n_resamples,
-                              seed)
+                              seed, intervals)
         robust = WORST if WORST in names else names[-1]
         for axis, axis_name in _COST_AXES.items():
             for loss in dict.fromkeys(cells["loss"]):
-                t, notes = equal_cost_table(cells[cells["loss"] == loss], robust, axis)
+                t, notes = equal_cost_table(cells[cells["loss"] == loss], robust, axis, intervals)
                 if t.empty:
-                    parts.append(f"{what}, {loss}: no two methods were measured at a common "
-                                 f"{axis_name} cost, so no equal-cost view on this axis. {notes}")
+                    parts.append(prose(f"{what}, {loss}: no two methods were measured at a common "
+                                       f"{axis_name} cost, so no equal-cost view on this axis. "
+                                       f"{notes}", fmt, comment=True))
                     continue
-                rep.tables[f"equal-{axis_name}:{key}:{loss}"] = t
+                tkey = f"equal-{axis_name}:{key}:{loss}"
+                rep.tables[tkey] = t
                 parts.append(render(t, fmt, f"{what}, {loss}: {labels[robust]} accuracy (%) at "
-                                    f"matched {axis_name} (≈ interpolated in log cost)", notes))
+                                    f"matched {axis_name} (≈ interpolated in log cost)", notes,
+                                    tkey))
         if rep.readings.get(key):
-            text = rep.readings[key]
-            parts.append("\n".join("% " + ln for ln in text.splitlines()) if fmt == "latex"
-                         else text)
+            parts.append(prose(rep.readings[key], fmt, comment=True))
     if not parts:
         parts.append("(no finished runs)")
     if dropped:
         lines = [f"Duplicate runs ({len(dropped)}; same loss, method, variant, sparsity, seed and "
                  f"fold): only the newest (finished_at) is used."] + [
             f"- {a}: dropped, older than {b}" for a, b in dropped]
-        parts.append("\n".join("% " + ln for ln in lines) if fmt == "latex" else "\n".join(lines))
+        parts.append(prose("\n".join(lines), fmt, comment=True))
     if len(failed):
         lines = [f"Failed runs ({len(failed)}):"] + [f"- {r.run_id}: {r.error}"
                                                     for r in failed.itertuples()]
-        parts.append("\n".join("% " + ln for ln in lines) if fmt == "latex" else "\n".join(lines))
+        parts.append(prose("\n".join(lines), fmt, comment=True))
+    if fmt == "latex":
+        parts.insert(0, prose(f"prunekit report of {path.name}; needs in the preamble: "
+                              + PREAMBLE.replace("\n", " "), fmt, comment=True))
     rep.text = "\n\n".join(parts) + "\n"
     if plots_dir is not None and len(ok):
-        rep.plots = make_plots(group_cells, Path(plots_dir))
+        rep.plots = make_plots(group_cells, Path(plots_dir), formats=plot_formats, dpi=dpi)
     return rep
 
 
@@ -262,10 +293,10 @@ def _check_choices(ok: pd.DataFrame, versus: str | None, metrics: Sequence[str])
 
 def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
                  versus: str | None, metrics: Sequence[str], labels: dict[str, str], fmt: str,
-                 what: str, n_resamples: int, seed: int) -> list[str]:
+                 what: str, n_resamples: int, seed: int, intervals: str = "full") -> list[str]:
     methods = list(dict.fromkeys(cells["method"]))
     if versus and versus not in methods:
-        return [f"No {versus} run in {what}: no paired comparisons."]
+        return [prose(f"No {versus} run in {what}: no paired comparisons.", fmt, comment=True)]
     ref = pick_reference(methods, versus)
     if ref is None or len(methods) < 2:
         return []
@@ -273,16 +304,18 @@ def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
     comps = compare(sub, ref, [m for m in metrics if m in labels], n_resamples, seed, order)
     rep.comparisons[key] = comps
     if not any(c.paired for c in comps):
-        return [f"Paired comparisons against {ref}: unavailable -- no pair of runs has "
-                f"per-example results on the same examples (results written before results "
-                f"schema v2 have none). The intervals above are Wilson intervals over each "
-                f"run's n_eval examples."]
+        return [prose(f"Paired comparisons against {ref}: unavailable -- no pair of runs has "
+                      f"per-example results on the same examples (results written before results "
+                      f"schema v2 have none). The intervals above are Wilson intervals over each "
+                      f"run's n_eval examples.", fmt, comment=True)]
     warned = _warned(cells)
-    t = comparison_table(comps, labels, list(warned))
+    t = comparison_table(comps, labels, list(warned), intervals)
     rep.tables[f"comparison:{key}"] = t
     several = any(c.seeds > 1 for c in comps)
     notes = (f"Difference to {ref} in points (method − {ref}) on the same examples and seed: "
-             f"paired bootstrap 95 % interval (seed {seed}); p: exact McNemar for one seed"
+             f"paired bootstrap 95 % interval (seed {seed})"
+             + (", shown as ± its half-width" if intervals == "half" else "")
+             + "; p: exact McNemar for one seed"
              + (f"; for several seeds (they share the test examples) a sign-flip permutation "
                 f"test over examples of the per-example sums over seeds ({n_resamples} "
                 f"resamples, seed {seed}; exact up to 13 discordant examples)" if several else "")
@@ -292,12 +325,13 @@ def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
              f"say otherwise, the note says why. MACs/params ×ref: measured MACs and non-zero "
              f"parameters relative to {ref}.")
     robust = WORST if WORST in metrics else metrics[-1]
+    attacks = [m for m in labels if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
     text = reading(comps, robust, f"{labels.get(robust, robust)} = "
                                   + (f"per example, robust under every attack "
-                                     f"({', '.join(m for m in labels if m not in (CLEAN, WORST))})"
+                                     f"({', '.join(attacks)})"
                                      if robust == WORST else "accuracy"), warned)
     rep.readings[key] = text
-    return [render(t, fmt, f"{what}: paired comparison against {ref}", notes)]
+    return [render(t, fmt, f"{what}: paired comparison against {ref}", notes, f"comparison:{key}")]
 
 
 def summary_line(rep: Report) -> str:

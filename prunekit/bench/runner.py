@@ -14,18 +14,21 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Collection, Mapping, Sequence
 
-from prunekit.bench.grid import Grid, expand, load_grid, shard_runs
+from prunekit.bench.claims import Claims
+from prunekit.bench.grid import Grid, GridRun, expand, load_grid, shard_runs
 from prunekit.bench.jobs import GridInterrupted, interrupted_message, run_parallel
 from prunekit.bench.one_run import (EVAL_RESULT, EXAMPLES_DIR, RUN_FN_ENV, GridSummary, RunFn,
                                     eval_columns, load_run_fn, pipeline_run, provenance,
                                     resolve_run_fn, run_one)
 from prunekit.bench.store import ResultsStore
+from prunekit.devices import select_device
+from prunekit.errors import ConfigError
 from prunekit.overrides import filter_runs
 from prunekit.paths import output_dir
 
 # the one-run names are public here too (docs/bench.md: prunekit.bench.runner.pipeline_run)
 __all__ = ["run_grid", "GridSummary", "RunFn", "pipeline_run", "provenance", "load_run_fn",
-           "RUN_FN_ENV", "EVAL_RESULT", "EXAMPLES_DIR", "eval_columns"]
+           "RUN_FN_ENV", "EVAL_RESULT", "EXAMPLES_DIR", "eval_columns", "check_devices"]
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +78,11 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
     summary = GridSummary(grid=grid.name, out_dir=out, csv_path=store.path, runs=mine,
                           status={r.run_id: before.get(r.run_id, "pending") for r in mine})
     say = progress or (lambda _msg: None)
+    check_devices(mine, device)  # known now: refuse before the first run, also at --dry-run
+    fn = resolve_run_fn(run_fn, grid)  # a bad bench.run_fn too
     if dry_run:
         return summary
 
-    fn = resolve_run_fn(run_fn, grid)
     output_dir(out, "--out")
     store.check_appendable()  # a foreign or v1 results.csv is refused before any training
     cache = output_dir(cache_dir if cache_dir is not None else out / "cache", "--cache")
@@ -89,12 +93,34 @@ def run_grid(grid: Grid | Mapping[str, Any] | str | Path, out_dir: str | Path,
     summary.skipped = [r.run_id for r in mine if summary.status[r.run_id] == "ok"]
     say(f"grid {grid.name}: {len(mine)} runs in this shard, {len(summary.skipped)} finished, "
         f"{len(todo)} to run -> {store.path}")
+    claims = Claims(out)  # the same claims as --jobs workers: never two benches on one run
     try:
         for k, run in enumerate(todo, 1):
-            if run.run_id in store.finished_run_ids():  # finished meanwhile by another process
-                summary.skipped.append(run.run_id)
+            lock = claims.take(run.run_id)
+            if lock is None:
+                summary.busy.append(run.run_id)
+                say(f"[{k}/{len(todo)}] {run.run_id}: claimed by another process; left to it")
                 continue
-            run_one(run, k, len(todo), grid, out, cache, fn, device, store, summary, say)
+            try:
+                if run.run_id in store.finished_run_ids():  # finished meanwhile elsewhere
+                    summary.skipped.append(run.run_id)
+                    continue
+                run_one(run, k, len(todo), grid, out, cache, fn, device, store, summary, say)
+            finally:
+                lock.release()
     except KeyboardInterrupt:  # the run in progress writes no row; the CSV stays consistent
         raise GridInterrupted(interrupted_message(summary)) from None
+    finally:
+        claims.clear()
     return summary
+
+
+def check_devices(runs: Sequence[GridRun], device: str | None) -> None:
+    """Fail now, with one line, if a run's device (or the ``--device`` override) cannot be used
+    on this machine (``cuda`` without CUDA): known before anything runs."""
+    for name in sorted({device or r.config.device for r in runs}):
+        try:
+            select_device(name)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (every run of this grid would fail; pass --device cpu "
+                              f"or run it on a machine with a GPU)") from None

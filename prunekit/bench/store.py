@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from filelock import FileLock
 
-from prunekit.atomic import atomic_open
+from prunekit.atomic import WriteError, atomic_open, write_all
 from prunekit.errors import UserError
 from prunekit.paths import is_writable_dir, output_dir
 
@@ -198,7 +198,7 @@ class ResultsStore:
         blob = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in parsed.bad)
         fd = os.open(self.quarantine_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, blob)
+            write_all(fd, blob, self.quarantine_path)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -215,6 +215,12 @@ class ResultsStore:
         expensive work whose row will be appended."""
         self._parse(for_writing=True)
         output_dir(self.path.parent, f"the folder of {self.path.name}")
+        if self.path.exists():  # read-only or immutable (chattr +i): refuse before training
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            except OSError as exc:
+                raise WriteError(f"{self.path} cannot be appended to ({exc.strerror}); make it "
+                                 f"writable (chmod u+w, chattr -i) or use a new --out") from None
 
     def append(self, row: Mapping[str, Any]) -> bool:
         """Write ``row`` (missing columns empty; unknown keys are an error). Returns False, and
@@ -260,7 +266,7 @@ class ResultsStore:
                 data = self._header_line() + line
             else:
                 self._repair_tail(fd)
-            os.write(fd, data)  # one write of the whole line(s)
+            write_all(fd, data, self.path)  # one write of the whole line(s)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -272,7 +278,7 @@ class ResultsStore:
         with open(self.path, "rb") as fh:
             fh.seek(size - 1)
             if fh.read(1) != b"\n":
-                os.write(fd, b"\n")
+                write_all(fd, b"\n", self.path)
 
     def _rewrite_unlocked(self, header: bytes, lines: list[bytes]) -> None:
         """Replace the file by ``header`` + ``lines`` (raw bytes, kept exactly) atomically."""

@@ -11,9 +11,10 @@ import re
 
 import pandas as pd
 
+from prunekit.bench.latex import latex_table, tex_comment, tex_paragraph
 from prunekit.bench.stats import Interval
 
-__all__ = ["render", "fmt_acc", "fmt_diff", "fmt_p", "fmt_count", "fmt_pct", "fmt_ratio",
+__all__ = ["render", "prose", "INTERVALS", "fmt_acc", "fmt_diff", "fmt_p", "fmt_count", "fmt_pct", "fmt_ratio",
            "MISSING", "WARN_MARK"]
 
 MISSING = "–"
@@ -25,12 +26,27 @@ def _bad(x: float | None) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def fmt_acc(iv: Interval | None, approx: bool = False) -> str:
+#: how intervals are printed: ``full`` (mean, std, [lo, hi]), ``half`` (mean ± half-width of
+#: the 95 % interval: the compact form for papers), ``none`` (the mean only)
+INTERVALS = ("full", "half", "none")
+
+
+def _half(iv: Interval, scale: float) -> str:
+    """`` ± h`` with h the half-width of ``iv`` (an asymmetric Wilson interval: half its length)."""
+    return "" if _bad(iv.lo) or _bad(iv.hi) else f" ± {scale * (iv.hi - iv.lo) / 2:.1f}"
+
+
+def fmt_acc(iv: Interval | None, approx: bool = False, intervals: str = "full") -> str:
     """``52.0 [45.1, 58.8]`` (one run, Wilson) or ``52.0 ± 1.4 [48.5, 55.5]`` (mean ± std over
-    seeds, t-interval); percent. ``approx`` prefixes ``≈`` (an interpolated value)."""
+    seeds, t-interval); percent. ``approx`` prefixes ``≈`` (an interpolated value).
+    ``intervals="half"``: ``52.0 ± 6.9`` (half-width of the 95 % interval); ``"none"``: ``52.0``."""
     if iv is None or _bad(iv.mean):
         return MISSING
     s = ("≈" if approx else "") + f"{100 * iv.mean:.1f}"
+    if intervals == "half":
+        return s + _half(iv, 100)
+    if intervals == "none":
+        return s
     if not _bad(iv.std):
         s += f" ± {100 * iv.std:.1f}"
     if not _bad(iv.lo):
@@ -38,14 +54,20 @@ def fmt_acc(iv: Interval | None, approx: bool = False) -> str:
     return s
 
 
-def fmt_diff(iv: Interval | None, seed_t: Interval | None = None, mark: bool = False) -> str:
+def fmt_diff(iv: Interval | None, seed_t: Interval | None = None, mark: bool = False,
+             intervals: str = "full") -> str:
     """``-3.5 [-8.0, 1.0]`` points (bootstrap interval), ``; seeds [..]`` the t-interval over
-    seeds, ``*`` when significant."""
+    seeds, ``*`` when significant; ``intervals`` as in :func:`fmt_acc` (``half``: the bootstrap
+    interval's half-width, no seed interval)."""
     if iv is None or _bad(iv.mean):
         return MISSING
-    s = f"{iv.mean:+.1f} [{iv.lo:+.1f}, {iv.hi:+.1f}]"
-    if seed_t is not None and not _bad(seed_t.lo):
-        s += f"; seeds [{seed_t.lo:+.1f}, {seed_t.hi:+.1f}]"
+    s = f"{iv.mean:+.1f}"
+    if intervals == "half":
+        s += _half(iv, 1)
+    elif intervals == "full":
+        s += f" [{iv.lo:+.1f}, {iv.hi:+.1f}]"
+        if seed_t is not None and not _bad(seed_t.lo):
+            s += f"; seeds [{seed_t.lo:+.1f}, {seed_t.hi:+.1f}]"
     return s + (" *" if mark else "")
 
 
@@ -96,32 +118,37 @@ def _text_column(col: pd.Series) -> bool:
     return any(_is_text(v) for v in col)
 
 
-def _tex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("±", r"$\pm$"), ("–", "--"), ("≈", r"$\approx$"),
-                 ("×", r"$\times$"), ("†", r"$\dagger$")):
-        s = s.replace(a, b)
-    return s
+#: columns that, when one value fills them, LaTeX moves into the caption (saves page width)
+_FOLDABLE = ("loss", "runs", "seeds", "examples")
 
 
-def _latex(table: pd.DataFrame, caption: str) -> str:
-    align = "".join("l" if _text_column(table[c]) else "r" for c in table.columns)
-    lines = [r"\begin{table}[t]", r"\centering", f"\\caption{{{_tex_escape(caption)}}}",
-             r"\begin{tabular}{" + align + "}", r"\toprule",
-             " & ".join(_tex_escape(str(c)) for c in table.columns) + r" \\", r"\midrule"]
-    for rec in table.itertuples(index=False):
-        lines.append(" & ".join(_tex_escape(str(v)) for v in rec) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines)
+def _fold_constant(table: pd.DataFrame, caption: str) -> tuple[pd.DataFrame, str]:
+    same = [c for c in _FOLDABLE if c in table.columns and len(table) > 1
+            and table[c].nunique() == 1]
+    if not same:
+        return table, caption
+    what = "; ".join(f"{c} {table[c].iloc[0]}" for c in same)
+    return table.drop(columns=same), f"{caption} ({what} in every row)"
 
 
-def render(table: pd.DataFrame, fmt: str = "md", caption: str = "", notes: str = "") -> str:
-    """One table as Markdown (``md``) or a booktabs LaTeX ``table`` (``latex``), with its
-    caption and a notes paragraph under it (LaTeX: as ``%`` comments)."""
+def render(table: pd.DataFrame, fmt: str = "md", caption: str = "", notes: str = "",
+           label: str = "") -> str:
+    """One table as Markdown (``md``: caption, table, notes paragraph) or a booktabs LaTeX float
+    (``latex``: prunekit.bench.latex, with ``\\label{tab:<label>}`` and the notes as table
+    notes)."""
     if fmt == "md":
         body = (f"**{caption}**\n\n" if caption else "") + _md(table)
         return body + (f"\n\n{notes}" if notes else "")
     if fmt == "latex":
-        body = _latex(table, caption)
-        return body + ("\n" + "\n".join("% " + ln for ln in notes.splitlines()) if notes else "")
+        table, caption = _fold_constant(table, caption)
+        cols = [c for c in table.columns if c != "note"]
+        align = "".join("l" if _text_column(table[c]) else "r" for c in cols)
+        return latex_table(table, caption, notes, label, align)
     raise ValueError(f"format must be md or latex, got {fmt!r}")
+
+
+def prose(text: str, fmt: str, comment: bool = False) -> str:
+    """Text between tables: as is (``md``); LaTeX: escaped paragraphs, or ``%`` comments."""
+    if fmt != "latex":
+        return text
+    return tex_comment(text) if comment else tex_paragraph(text)

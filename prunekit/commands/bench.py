@@ -40,6 +40,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_args.positive_int, default=1, metavar="N",
                    help="N local worker processes sharing the grid (one torch thread each "
                         "unless --threads)")
+    p.add_argument("--reevaluate", action="store_true",
+                   help="evaluation only: grid points whose training is finished in --out under "
+                        "another eval section are evaluated on that run's model.pt (nothing is "
+                        "trained; docs/bench.md)")
     c = p.add_argument_group("cluster launcher (submitit; defaults from the grid's launcher: "
                              "section)")
     c.add_argument("--launcher", choices=("local", "slurm", "submitit-local"), default="local",
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.bench.grid import load_grid, parse_shard
     from prunekit.bench.jobs import GridInterrupted
     from prunekit.bench.runner import run_grid
+    from prunekit.bench.supervise import sigterm_as_interrupt
 
     grid = override_grid(load_grid(args.grid), args.overrides)
     only = parse_only(args.only)
@@ -81,10 +86,21 @@ def run(args: argparse.Namespace) -> int:
         if shard is not None or args.jobs > 1:
             raise ConfigError("--launcher splits the grid itself: drop --shard / --jobs")
         return _launch(args, grid, only)
+    if args.reevaluate:
+        if shard is not None or args.jobs > 1 or args.dry_run:
+            raise ConfigError("--reevaluate runs serially on the whole grid: drop --shard, "
+                              "--jobs and --dry-run")
+        from prunekit.bench.reevaluate import reevaluate_grid  # deferred: as above
+
+        summary = reevaluate_grid(grid, args.out, device=args.device, progress=say, only=only)
+        print(f"re-evaluated: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed "
+              f"-> {summary.csv_path}")
+        return 1 if summary.ran_failed else 0
     try:
-        summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
-                           cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
-                           progress=say, only=only, jobs=args.jobs, threads=args.threads)
+        with sigterm_as_interrupt():  # SIGTERM stops the grid like Ctrl-C (docs/reliability.md)
+            summary = run_grid(grid, args.out, shard=shard, dry_run=args.dry_run,
+                               cache_dir=args.cache, shard_by=args.shard_by, device=args.device,
+                               progress=say, only=only, jobs=args.jobs, threads=args.threads)
     except GridInterrupted as exc:
         print(f"prunekit bench: {exc}", file=sys.stderr)
         return 130
@@ -97,10 +113,9 @@ def run(args: argparse.Namespace) -> int:
         counts = {s: list(summary.status.values()).count(s) for s in ("ok", "failed", "pending")}
         print(f"finished {counts['ok']}, failed {counts['failed']}, pending {counts['pending']}")
         return 0
-    print(f"done: {len(summary.ran_ok)} ok, {len(summary.ran_failed)} failed, "
-          f"{len(summary.skipped)} already finished -> {summary.csv_path}")
+    print(summary.line(), flush=True)
     _table(args, grid, summary.csv_path)
-    return 1 if summary.ran_failed else 0
+    return 0 if summary.complete() else 1
 
 
 def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from prunekit.eval.evaluator import DEFAULT_ATTACKS
 from prunekit.eval.examples import is_examples_file
 from prunekit.eval.state import check_state_path
 from prunekit.paths import output_file
+from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.registry import DATASETS
 
 
@@ -167,6 +169,11 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         from prunekit.bench.store import COLUMNS, ResultsStore  # deferred: as above
 
+        if getattr(model, "prunekit_spec", None) is not None and spec is not None:
+            # measured on the loaded model (not copied from its metadata): params, MACs,
+            # non-zero params and the reductions against the dense model of its spec
+            row.update(measured_columns(measure_loaded(model, tuple(spec.input_shape))))
+
         written = ResultsStore(args.csv).append({k: v for k, v in row.items() if k in COLUMNS})
         print(f"{'appended' if written else 'already present (not written)'}: "
               f"{row['run_id']} -> {args.csv}")
@@ -178,6 +185,18 @@ def _check_examples_target(path: str) -> None:
     output_file(path, "--examples", "a prunekit per-example file", is_examples_file)
 
 
+#: file names a run writes (``runs/<name>/model.pt``): the folder names the model instead
+_GENERIC_STEMS = frozenset({"model", "final", "best", "last", "checkpoint", "ckpt"})
+
+
+def _ckpt_name(path: str) -> str:
+    """``runs/trades-d2bc/model.pt`` -> ``trades-d2bc-model``; ``vgg_pruned.pt`` ->
+    ``vgg_pruned`` (an eval row is named after its model file)."""
+    p = Path(path).resolve()
+    name = f"{p.parent.name}-{p.stem}" if p.stem in _GENERIC_STEMS and p.parent.name else p.stem
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)
+
+
 def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str, eps: float,
          device: str, prunekit: Any, torch: Any) -> dict[str, Any]:
     key = json.dumps({"ckpt": os.path.abspath(args.checkpoint), "dataset": dataset, "eps": eps,
@@ -185,7 +204,7 @@ def _row(args: argparse.Namespace, res: Any, meta: dict[str, Any], dataset: str,
                       "seed": args.seed}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     row: dict[str, Any] = {
-        "run_id": f"eval-{Path(args.checkpoint).stem}-{digest}", "dataset": dataset,
+        "run_id": f"eval-{_ckpt_name(args.checkpoint)}-{digest}", "dataset": dataset,
         "seed": args.seed, "status": "ok", "error": "", "attacks": ";".join(res.attacks),
         "prunekit_version": prunekit.__version__, "torch_version": torch.__version__,
         "device": device,

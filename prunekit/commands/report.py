@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from prunekit.commands import _args
 from prunekit.errors import ConfigError
 from prunekit.paths import describe, output_dir, output_file
 
@@ -14,7 +15,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables (Markdown/LaTeX) and plots from a results.csv")
     p.add_argument("csv", help="results.csv written by `prunekit bench`")
     p.add_argument("--format", choices=("md", "latex"), default="md")
-    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG plots here")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write the plots here")
+    p.add_argument("--plot-format", default="png", metavar="LIST",
+                   help="comma-separated plot formats: png, pdf, svg (default png)")
+    p.add_argument("--dpi", type=_args.positive_int, default=200,
+                   help="resolution of PNG plots (default 200)")
+    p.add_argument("--intervals", choices=("full", "half", "none"), default=None,
+                   help="how tables print 95 %% intervals: full (mean, std, [lo, hi]), half "
+                        "(mean ± half-width), none (means); default full for md, half for latex")
     p.add_argument("--out", default=None, metavar="FILE", help="write the tables here too")
     stats = p.add_argument_group("statistics (docs/bench.md#statistics)")
     stats.add_argument("--versus", default=None, metavar="METHOD",
@@ -44,13 +52,18 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 100:
         raise ConfigError(f"--bootstrap must be >= 100, got {args.bootstrap}")
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    formats = [f.strip().lower() for f in args.plot_format.split(",") if f.strip()]
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        raise ConfigError(f"--plot-format {args.plot_format!r}: valid formats png, pdf, svg")
     # check the outputs first: nothing is computed for a report that cannot be written
     if args.out:
         output_file(args.out, "--out", "a report (text)", _is_report(args.csv))
     if args.plots:
         output_dir(args.plots, "--plots")
     rep = report(args.csv, fmt=args.format, plots_dir=args.plots, versus=args.versus,
-                 metrics=metrics, n_resamples=args.bootstrap)
+                 metrics=metrics, n_resamples=args.bootstrap, intervals=args.intervals,
+                 plot_formats=formats, dpi=args.dpi)
     print(rep.text, end="")
     if args.out:
         Path(args.out).write_text(rep.text)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
+from prunekit._version import __version__
 from prunekit.commands import _args
 from prunekit.config import RunConfig, load_yaml
 from prunekit.errors import ConfigError
@@ -46,6 +48,32 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+class _Stdout(logging.StreamHandler):
+    """A handler on whatever ``sys.stdout`` is now (flushed after every record)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _show_progress() -> None:
+    """The epoch lines (prunekit.train.loop.progress_log) on stdout, flushed per line, so
+    ``prunekit train ... > log.txt`` (SLURM, nohup) reads as it goes; tqdm bars stay on stderr,
+    on a terminal only."""
+    plog = logging.getLogger("prunekit.progress")
+    if not any(getattr(h, "_prunekit", False) for h in plog.handlers):
+        handler = _Stdout()
+        handler.setFormatter(logging.Formatter("  %(message)s"))
+        handler._prunekit = True  # type: ignore[attr-defined]
+        plog.addHandler(handler)
+    plog.setLevel(logging.INFO)
+    plog.propagate = False
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = RunConfig.from_dict(apply_overrides(load_yaml(args.config), args.overrides))
     if args.threads:
@@ -55,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     workdir = output_dir(args.workdir or Path("runs") / cfg.name, "--workdir")
     if args.cache:
         output_dir(args.cache, "--cache")
+    if dist_env().is_main:
+        print(f"prunekit train: {cfg.name} ({cfg.method}, sparsity {cfg.sparsity:g}, "
+              f"{cfg.loss.name}, {cfg.model.name} on {cfg.data.dataset}); prunekit "
+              f"{__version__}", flush=True)
+        _show_progress()
     with open_tracker(cfg, workdir, dist_env().is_main) as tracker:  # no-op unless cfg.track
         return _train(cfg, args, workdir, tracker)
 
@@ -69,7 +102,7 @@ def _train(cfg: Any, args: argparse.Namespace, workdir: Path, tracker: Any) -> i
     if not dist_env().is_main:
         return 0
     rcfg = result.cfg
-    print(f"prunekit train: {cfg.name} ({rcfg.method}, sparsity {rcfg.sparsity:g}, "
+    print(f"prunekit train: {cfg.name} done ({rcfg.method}, sparsity {rcfg.sparsity:g}, "
           f"{rcfg.loss.name} eps {rcfg.eps:.5g}, {rcfg.model.name} on {rcfg.data.dataset})")
     for stage, rec in result.records.items():
         if rec.skipped:
@@ -92,7 +125,8 @@ def _evaluate(result: Any, args: argparse.Namespace, workdir: Path, tracker: Any
     try:
         ev = RobustnessEvaluator(float(cfg.eval.eps), attacks=tuple(cfg.eval.attacks),
                                  n_examples=cfg.eval.n_examples,
-                                 batch_size=cfg.eval.batch_size, seed=cfg.eval.seed)
+                                 batch_size=cfg.eval.batch_size, seed=cfg.eval.seed,
+                                 certify=tuple(cfg.eval.certify))
     except ValueError as exc:
         raise ConfigError(f"eval: {exc}") from None
     res = ev.evaluate(result.model, test_set)

@@ -34,6 +34,9 @@ def synthetic(root: str | None = None, split: str = "train",
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     n = int(size) if size is not None else (1024 if split == "train" else 256)
+    if min(c, h, w) < 1 or n < 1:
+        raise ValueError(f"input_shape must be positive and size >= 1, got input_shape "
+                         f"{[c, h, w]}, size {n}")
     g = torch.Generator().manual_seed(int(seed))
     low = torch.rand(num_classes, c, max(2, h // 8), max(2, w // 8), generator=g)
     protos = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from prunekit.attacks.base import AttackMeta
+from prunekit.errors import UserError
 
-__all__ = ["CheckFailure", "check_train_mode", "check_fp32", "check_randomized",
+__all__ = ["NonFiniteModelError", "check_finite_weights", "CheckFailure", "check_train_mode", "check_fp32", "check_randomized",
            "count_unverified", "unverified_failure", "check_accuracies", "autoattack_failures",
            "SQUARE_TOL", "PGD_AA_GAP"]
 
@@ -26,6 +27,23 @@ __all__ = ["CheckFailure", "check_train_mode", "check_fp32", "check_randomized",
 SQUARE_TOL = 0.002
 #: PGD accuracy this far above AutoAttack's (10 points) signals gradient masking.
 PGD_AA_GAP = 0.10
+
+
+class NonFiniteModelError(UserError, ValueError):
+    """The model to evaluate has NaN or infinite weights: every accuracy would be meaningless."""
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """Raise :class:`NonFiniteModelError` naming the first floating-point parameter or buffer
+    holding a NaN or an infinity (a NaN weight makes every output NaN, argmax then picks class 0:
+    a constant "accuracy" under every attack and a false "randomised outputs" diagnosis)."""
+    with torch.no_grad():
+        for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int((~torch.isfinite(t)).sum())
+                raise NonFiniteModelError(
+                    f"the model has non-finite weights ({bad} NaN/inf value(s) in {name!r}); "
+                    f"its accuracies would be meaningless: re-train or use another checkpoint")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from prunekit.attacks.base import Attack, AttackOutcome
 from prunekit.attacks.ensemble import reuse_plan
 from prunekit.attacks.parse import AttackNameError, parse_attack
 from prunekit.attacks.precision import strict_fp32
+from prunekit.certify.base import Certifier, build_certifier
+from prunekit.certify.consistency import check_consistency
 from prunekit.devices import model_device
 from prunekit.eval import checks as C
 from prunekit.eval._data import is_shuffled, iter_batches
@@ -59,6 +61,11 @@ class RobustnessEvaluator:
         state_path: JSON file for resuming an interrupted evaluation.
         reuse: read an attack's result from another attack that provides it exactly instead of
             running it again (APGD-CE from AutoAttack's first stage; ``EvalResult.reused``).
+        certify: certifiers (:func:`prunekit.certify.build_certifier` specs: ``"ibp"``,
+            ``{"name": "smoothing", "sigma": 0.25}``) run on every example after the attacks;
+            their accuracies are ``EvalResult.certified`` (never in ``worst_acc``). An L-inf
+            certificate at this eps contradicted by an L-inf attack raises
+            :class:`~prunekit.certify.CertificationInconsistency`.
 
     Example::
 
@@ -72,7 +79,7 @@ class RobustnessEvaluator:
                  batch_size: int = 256, seed: int = 0, device: str | torch.device = "auto",
                  state_path: str | os.PathLike | None = None,
                  square_tol: float = C.SQUARE_TOL, pgd_aa_gap: float = C.PGD_AA_GAP,
-                 reuse: bool = True) -> None:
+                 reuse: bool = True, certify: Sequence[Any] = ()) -> None:
         if not (math.isfinite(eps) and eps >= 0):
             raise ValueError(f"eps must be a finite number >= 0, got {eps}")
         if norm not in ("Linf", "L2", "L1"):
@@ -95,6 +102,11 @@ class RobustnessEvaluator:
         #: ``{attack: provider}``: attacks read from another attack's run
         self.reuse = reuse_plan(self.attack_list) if reuse else {}
         self._units = self._run_units()
+        self.certifiers: list[Certifier] = [build_certifier(c, self.eps) for c in certify]
+        metrics = [m for c in self.certifiers for m in c.metrics()]
+        if len(set(metrics)) != len(metrics) or set(metrics) & set(self.attacks):
+            raise AttackNameError(f"certificate metric names must be unique and differ from "
+                                  f"the attacks: {metrics}")
         self.n_examples = n_examples
         self.batch_size = int(batch_size)
         self.seed = int(seed)
@@ -126,6 +138,7 @@ class RobustnessEvaluator:
 
         key = {"model": model_hash(model), "eps": self.eps, "norm": self.norm,
                "attacks": [repr(a) for a in self.attack_list], "reuse": self.reuse,
+               **({"certify": [c.record() for c in self.certifiers]} if self.certifiers else {}),
                "seed": self.seed,
                "batch_size": self.batch_size, "prunekit": __version__,
                "pyautoattack": pyautoattack.__version__, "torch": torch.__version__}
@@ -146,6 +159,7 @@ class RobustnessEvaluator:
                  callback: Callback | None = None) -> EvalResult:
         """Evaluate ``model`` on the first ``n_examples`` of ``data`` (a Dataset, a DataLoader /
         iterable of ``(x, y)`` batches, or an ``(x, y)`` tensor pair)."""
+        C.check_finite_weights(model)  # NaN weights: fail loudly, never a fake accuracy
         failures: list[C.CheckFailure] = []
         for f in (C.check_train_mode(model), C.check_fp32(model)):
             if f is not None:
@@ -225,10 +239,49 @@ class RobustnessEvaluator:
                              f" (from {unit.name})" if n != unit.name else "")
                     if callback is not None:
                         callback(n, b)
+            self._certify_batch(model, x, y, b, rec, state, callback)
         if not records:
             raise ValueError("no examples to evaluate (empty dataset or loader)")
         index = None if any(i is None for i in indices) else torch.cat(indices)  # type: ignore
         return records, index, resumed
+
+    def _certify_batch(self, model: nn.Module, x: Tensor, y: Tensor, b: int,
+                       rec: dict[str, Any], state: EvalState, callback: Callback | None) -> None:
+        """Run every certifier on one batch (seeded like an attack; resumable)."""
+        done = rec.setdefault("certify", {})
+        for cert in self.certifiers:
+            if cert.name in done:
+                continue
+            t0 = time.perf_counter()
+            with preserve_rng(x.device), torch.no_grad():
+                torch.manual_seed(self.batch_seed("certify:" + cert.name, b))
+                out = cert.certify(model, x, y)
+            done[cert.name] = {
+                "flags": {m: flags_to_str(f) for m, f in out.flags.items()},
+                "radius": None if out.radius is None else [float(r) for r in out.radius],
+                "seconds": time.perf_counter() - t0, **out.extra}
+            state.save()
+            log.info("batch %d: %s certified %s (%.1f s)", b, cert.name,
+                     {m: f.count("1") for m, f in done[cert.name]["flags"].items()},
+                     done[cert.name]["seconds"])
+            if callback is not None:
+                callback("certify:" + cert.name, b)
+
+    def _certificates(self, records: list[dict[str, Any]]
+                      ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
+        """``(flags per metric, radii per certifier, seconds per certifier)``."""
+        flags: dict[str, Tensor] = {}
+        radii: dict[str, Tensor] = {}
+        seconds: dict[str, float] = {}
+        for cert in self.certifiers:
+            recs = [r["certify"][cert.name] for r in records]
+            for m in cert.metrics():
+                flags[m] = torch.cat([str_to_flags(c["flags"][m]) for c in recs])
+            if recs and recs[0]["radius"] is not None:
+                radii[cert.name] = torch.tensor([v for c in recs for v in c["radius"]],
+                                                dtype=torch.float64)
+            seconds["certify:" + cert.name] = float(sum(c["seconds"] for c in recs))
+        return flags, radii, seconds
 
     def _record(self, model: nn.Module, x: Tensor, y: Tensor, clean: Tensor,
                 out: AttackOutcome, seconds: float, messages: bool = True) -> dict[str, Any]:
@@ -259,13 +312,21 @@ class RobustnessEvaluator:
         failures.extend(C.check_accuracies(list(meta.values()), flags, self.square_tol,
                                            self.pgd_aa_gap))
         failures.extend(C.autoattack_failures(messages))
+        cert_flags, radii, cert_seconds = self._certificates(records)
+        seconds.update(cert_seconds)
+        if self.norm == "Linf":   # fails loudly: a sound certificate cannot be broken
+            check_consistency({m: cert_flags[m] for c in self.certifiers for m in c.metrics()
+                               if c.norm == "Linf" and c.eps == self.eps},
+                              {a: flags[a] for a in self.attacks}, index)
         for f in failures:
             log.warning("check %s: %s", f.code, f.message)
         return EvalResult.from_flags(
             eps=self.eps, norm=self.norm, attacks=self.attacks, flags=flags, seconds=seconds,
             grad_evals=grad_evals, warnings=[f.message for f in failures],
             checks=[f.code for f in failures], seed=self.seed, batch_size=self.batch_size,
-            resumed_batches=resumed, index=index, meta=meta, reused=dict(self.reuse))
+            resumed_batches=resumed, index=index, meta=meta, reused=dict(self.reuse),
+            cert_flags=cert_flags, radii=radii,
+            cert_meta={c.name: c.record() for c in self.certifiers})
 
 
 def evaluate(model: nn.Module, data: Iterable, eps: float, **kw: Any) -> EvalResult:

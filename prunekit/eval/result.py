@@ -45,6 +45,11 @@ class EvalResult:
         meta: ``{attack name: AttackMeta}``, the attacks' declared metadata.
         reused: ``{attack: provider}`` for attacks whose result was read from another attack's
             run (an ensemble's first stage) instead of being run again.
+        cert_flags: ``{certificate metric: bool [n]}`` (certified and correct; ``ibp``,
+            ``smooth0.25@0.5``); never part of ``worst``.
+        radii: ``{certifier: float64 [n]}`` per-example certified radii (smoothing; ``-inf``
+            where abstained or wrong).
+        cert_meta: ``{certifier: its JSON record}``.
     """
 
     eps: float
@@ -65,6 +70,14 @@ class EvalResult:
     index: Tensor | None = None
     meta: dict[str, AttackMeta] = field(default_factory=dict)
     reused: dict[str, str] = field(default_factory=dict)
+    cert_flags: dict[str, Tensor] = field(default_factory=dict)
+    radii: dict[str, Tensor] = field(default_factory=dict)
+    cert_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def certified(self) -> dict[str, float]:
+        """``{certificate metric: certified accuracy}`` (the ``certified_acc`` column)."""
+        return {m: self._acc(f.bool()) for m, f in self.cert_flags.items()}
 
     @property
     def eval_s(self) -> float:
@@ -97,12 +110,13 @@ class EvalResult:
             row[col] = self.robust_acc[name] if name is not None else math.nan
         row.update(worst_acc=self.worst_acc, eval_s=round(self.eval_s, 3),
                    n_eval=self.n_examples, eps=self.eps, checks=self.checks_str,
-                   robust_acc=json.dumps({a: self.robust_acc[a] for a in self.attacks}))
+                   robust_acc=json.dumps({a: self.robust_acc[a] for a in self.attacks}),
+                   certified_acc=json.dumps(self.certified))
         return row
 
     # -- per-example file ------------------------------------------------------------------
     def write_examples(self, path: str | os.PathLike, *, run_id: str, dataset: str,
-                       split: str = "test") -> Path:
+                       split: str = "test", extra: dict[str, Any] | None = None) -> Path:
         """Write the per-example file (docs/results-schema.md) atomically; returns its path.
         :class:`~prunekit.eval.examples.ExamplesError` if the example indices are unknown."""
         if self.index is None:
@@ -113,9 +127,17 @@ class EvalResult:
         meta = {"run_id": run_id, "dataset": dataset, "split": split, "eps": self.eps,
                 "norm": self.norm, "seed": self.seed,
                 "attacks": [self.meta[a].record() for a in self.attacks],
-                "reused": dict(self.reused)}
+                "reused": dict(self.reused), "certify": list(self.cert_meta.values()),
+                **(extra or {})}
+        cert_names = list(self.cert_flags)
+        cert = torch.stack([self.cert_flags[n].bool().cpu() for n in cert_names]).numpy() \
+            if cert_names else None
+        rad_names = list(self.radii)
+        rad = torch.stack([self.radii[n].double().cpu() for n in rad_names]).numpy() \
+            if rad_names else None
         return write_examples(path, index=self.index.cpu().numpy(), names=names, flags=flags,
-                              meta=meta)
+                              meta=meta, cert_names=cert_names, cert_flags=cert,
+                              radius_names=rad_names, radii=rad)
 
     @staticmethod
     def read_examples(path: str | os.PathLike) -> Examples:
@@ -133,6 +155,8 @@ class EvalResult:
                          f"{self.seconds.get(name, 0.0):9.1f}{note}")
         lines.append(f"{'worst (all attacks)':<22s} {100 * self.worst_acc:7.2f} "
                      f"{self.eval_s:9.1f}")
+        for name, acc in self.certified.items():
+            lines.append(f"{'certified ' + name:<22s} {100 * acc:7.2f}")
         return "\n".join(lines)
 
     def summary(self) -> dict[str, Any]:
@@ -142,7 +166,8 @@ class EvalResult:
                 "worst_acc": self.worst_acc, "seconds": dict(self.seconds),
                 "grad_evals": dict(self.grad_evals), "warnings": list(self.warnings),
                 "checks": self.checks_str, "seed": self.seed, "reused": dict(self.reused),
-                "attacks": [self.meta[a].record() for a in self.attacks]}
+                "attacks": [self.meta[a].record() for a in self.attacks],
+                "certified": self.certified, "certify": list(self.cert_meta.values())}
 
     @staticmethod
     def _acc(flags: Tensor) -> float:

@@ -15,6 +15,7 @@ from prunekit.models.common import Normalize, classifier_of, model_spec, scale_w
 from prunekit.models import vgg as vgg  # noqa: F401  (registers vgg11, vgg16, vgg-small)
 from prunekit.models import resnet as resnet  # noqa: F401  (registers resnet18, resnet-small)
 from prunekit.models import wrn as wrn  # noqa: F401  (registers wrn-16-4, wrn-28-4, wrn-34-10)
+from prunekit.models import published as published  # noqa: F401  (resnet18-kuangliu, vgg16-bn-apb)
 from prunekit.models.foreign import ForeignModel, import_model, is_import_path, wrap_factory
 from prunekit.registry import MODELS, RegistryError
 

@@ -21,18 +21,21 @@ class Normalize(nn.Module):
     """``(x - mean) / std`` per channel, with mean/std as (non-trainable) buffers.
 
     ``mean=None`` / ``std=None`` mean 0 / 1 (identity), i.e. no normalisation at all.
-    The buffers are saved in ``state_dict`` so a checkpoint carries its own normalisation.
+    The buffers are saved in ``state_dict`` so a checkpoint carries its own normalisation;
+    ``persistent=False`` leaves them out (the published layouts of
+    :mod:`prunekit.models.published`, whose state dicts must load unchanged: their mean/std
+    live in the builder spec instead).
     """
 
     def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None,
-                 channels: int) -> None:
+                 channels: int, persistent: bool = True) -> None:
         super().__init__()
         m = _per_channel(mean, channels, 0.0, "mean")
         s = _per_channel(std, channels, 1.0, "std")
         if (s <= 0).any():
             raise ValueError(f"std must be positive, got {s.tolist()}")
-        self.register_buffer("mean", m.view(1, channels, 1, 1))
-        self.register_buffer("std", s.view(1, channels, 1, 1))
+        self.register_buffer("mean", m.view(1, channels, 1, 1), persistent=persistent)
+        self.register_buffer("std", s.view(1, channels, 1, 1), persistent=persistent)
 
     def forward(self, x: Tensor) -> Tensor:
         return (x - self.mean) / self.std

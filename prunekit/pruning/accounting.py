@@ -30,9 +30,10 @@ import torch_pruning as tp
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from prunekit.models import build_from_spec
 from prunekit.pruning.masking import prunable_layers
 
-__all__ = ["Measurement", "measure", "count_macs_params"]
+__all__ = ["Measurement", "measure", "count_macs_params", "measure_loaded", "measured_columns"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,18 @@ def measure(model: nn.Module, example_inputs: Tensor, dense: nn.Module | None = 
                        nonzero_params=nonzero_params,
                        params_reduction=1.0 - nonzero_params / dense_params if dense_params
                        else 0.0)
+
+
+def measure_loaded(model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
+    """:func:`measure` of a model loaded from a file, against the dense model its builder spec
+    rebuilds (``prunekit eval --csv``, ``bench --reevaluate``); on the model's device."""
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+    dense = build_from_spec(model.prunekit_spec).to(dev).eval()  # type: ignore[arg-type]
+    return measure(model, torch.zeros(1, *input_shape, device=dev), dense=dense)
+
+
+def measured_columns(meas: Measurement) -> dict[str, Any]:
+    """The results-CSV columns of a :class:`Measurement` (docs/results-schema.md)."""
+    return {"params": meas.params, "macs": meas.macs, "nonzero_params": meas.nonzero_params,
+            "weight_sparsity": meas.weight_sparsity, "macs_reduction": meas.macs_reduction,
+            "params_reduction": meas.params_reduction}

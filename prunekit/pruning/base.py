@@ -4,7 +4,9 @@ The training pipeline drives a pruner like this::
 
     pruner = PRUNERS.build("d2bc", sparsity=0.9, **hparams)   # validates hyperparameters
     pruner.attach(model, example_inputs)                      # gates / scores / ADMM state
+    pruner.calibrate(model, batches, adv_loss)                # only if the method overrides it
     opt = SGD(pruner.param_groups(model), lr=...)             # what trains in the prune stage
+    pruner.bind_optimizer(opt)
     for step, (x, y) in enumerate(loader):
         loss = adv_loss(model, x, y)[0] + pruner.penalty()
         loss.backward(); opt.step(); pruner.on_step_end(step)
@@ -12,7 +14,8 @@ The training pipeline drives a pruner like this::
     model = pruner.finalize(model)   # channel: physically smaller model; weight: fixed masks
     # ... fine-tune ``model`` with an ordinary optimizer: pruned weights stay exactly zero
 
-Metadata (docs/pruning.md): :attr:`Pruner.sparsity_target` says what ``sparsity`` removes (the
+A method with ``needs_pretrain = False`` (sparse training from scratch) gets the freshly
+initialised model instead of the pretrained one. Metadata (docs/pruning.md): :attr:`Pruner.sparsity_target` says what ``sparsity`` removes (the
 bench runner writes it to the CSV), :meth:`Pruner.hparams` returns the constructor arguments as
 given at construction (defaults filled in; never state that evolves during training), and
 :meth:`Pruner.summary` returns method-specific facts about the run (D2BC's calibration and
@@ -64,6 +67,11 @@ class Pruner(Hyperparameters, abc.ABC):
     #: and checked by the contract tests.
     sparsity_target: ClassVar[str | None] = None
 
+    #: False for a method that trains sparse from scratch (FlyingBird, Twin-Rep): the pipeline
+    #: skips dense pretraining and attaches to the freshly initialised model, so the prune stage
+    #: is the whole (sparse) training; the CSV's ``pretrain_hash`` is then empty.
+    needs_pretrain: ClassVar[bool] = True
+
     #: True for a method whose hard prune should leave the function (nearly) unchanged (ADMM:
     #: the weights due for removal were driven to zero first). The pipeline measures the change
     #: of every method (:mod:`prunekit.pruning.hard_prune`) and, for these, warns when it is not.
@@ -104,6 +112,27 @@ class Pruner(Hyperparameters, abc.ABC):
         Return an empty list when nothing is trained (the pipeline then skips the stage).
         """
         return [{"params": [p for p in model.parameters() if p.requires_grad]}]
+
+    def calibrate(self, model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]],
+                  loss: Any) -> None:
+        """A data pass before the prune stage (MAD's adversarial saliency, SNIP, GraSP,
+        Taylor-at-init); default: none, and the pipeline does not call it.
+
+        Called once after :meth:`attach` with ``batches``, an iterator over the training set
+        (``(x, y)`` on the model's device, a seeded order; take as many as you need, e.g. with
+        ``itertools.islice``), and the run's adversarial ``loss`` (an
+        :class:`prunekit.losses.AdvLoss`: ``loss.attack(model, x, y)`` crafts adversarial
+        examples, ``loss(model, x, y)`` is the training objective). The model is in eval mode and
+        gradients are enabled; leave its weights and mode as found. Must be deterministic given
+        the model and the batches: on a resumed run it runs again before the prune stage's
+        checkpoint restores :meth:`state_dict`.
+        """
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Receive the prune stage's optimizer once it is built (before a resumed checkpoint is
+        restored into it); default: ignored. For methods whose mask updates touch the
+        optimizer's state, e.g. FlyingBird zeroing the momentum of pruned weights in
+        :meth:`on_step_end`."""
 
     def penalty(self) -> Tensor:
         """Term added to the adversarial loss during the prune stage; default 0."""
@@ -156,6 +185,11 @@ class Pruner(Hyperparameters, abc.ABC):
         """What ``sparsity`` targets (:attr:`sparsity_target`, resolved from the granularity
         when not declared); :func:`sparsity_target_of` also reads an instance's own value."""
         return sparsity_target_of(cls)
+
+    @classmethod
+    def calibrates(cls) -> bool:
+        """Whether the method has a calibration pass (overrides :meth:`calibrate`)."""
+        return cls.calibrate is not Pruner.calibrate
 
     @staticmethod
     def _params(modules: Iterable[nn.Module]) -> list[nn.Parameter]:

@@ -71,6 +71,7 @@ from torch import Tensor, nn
 from prunekit.pruning.channel import ChannelPruner, select_by_macs
 from prunekit.pruning.groups import ChannelGroups, channel_norms
 from prunekit.registry import PRUNERS
+from prunekit.seeding import method_seed
 
 __all__ = ["D2BC", "binarize_ste"]
 
@@ -188,7 +189,7 @@ class D2BC(ChannelPruner):
 
     # -- gates ----------------------------------------------------------------------------------
     def init_gates(self, groups: ChannelGroups) -> None:
-        seed = self.seed if self.seed is not None else int(torch.randint(0, 2**31 - 1, ()))
+        seed = method_seed(self.registry_name or "d2bc", self.seed)  # its own stream
         self.init_seed = seed
         gen = torch.Generator().manual_seed(seed)
         device = next(iter(groups.model.parameters())).device

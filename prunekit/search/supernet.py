@@ -33,6 +33,7 @@ from prunekit.models.common import Normalize
 from prunekit.search.genotype import PRIMITIVES
 from prunekit.search.network import cell_plan
 from prunekit.search.ops import FactorizedReduce, ReLUConvBN, build_op
+from prunekit.search.pooling import FastAvgPool3x3, FastMaxPool3x3, fast_bypass_pool
 
 __all__ = ["SearchNetwork", "MixedOp", "SearchCell", "channel_shuffle", "num_edges"]
 
@@ -48,6 +49,16 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     return x.reshape(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
+def _search_op(name: str, C: int, stride: int) -> nn.Module:
+    """A candidate op of the search network (``affine=False`` BN); the pools are the slice-based
+    ones of :mod:`prunekit.search.pooling` (same forward, library kernel under autograd)."""
+    if name == "max_pool_3x3":
+        return FastMaxPool3x3(stride)
+    if name == "avg_pool_3x3":
+        return FastAvgPool3x3(stride)
+    return build_op(name, C, stride, affine=False)
+
+
 class MixedOp(nn.Module):
     """Weighted sum of the candidate ops on ``C / k`` channels, bypass for the rest."""
 
@@ -57,7 +68,7 @@ class MixedOp(nn.Module):
             raise ValueError(f"partial channels: C={C} is not divisible by k={k}")
         self.k = k
         self.stride = stride
-        self._ops = nn.ModuleList(build_op(name, C // k, stride, affine=False) for name in ops)
+        self._ops = nn.ModuleList(_search_op(name, C // k, stride) for name in ops)
 
     def forward(self, x: Tensor, weights: Tensor, active: Sequence[bool] | None = None) -> Tensor:
         """``active[i] == False`` marks an op whose weight is exactly 0: it is skipped."""
@@ -74,7 +85,7 @@ class MixedOp(nn.Module):
         if self.k == 1:
             return out
         if self.stride != 1:
-            xb = F.max_pool2d(xb, 2, 2, ceil_mode=True)
+            xb = fast_bypass_pool(xb)
         return channel_shuffle(torch.cat([out, xb], dim=1), self.k)
 
 

@@ -103,6 +103,12 @@ class WithAuxiliary:
                      "loss": float(value.detach())}
         return value, stats
 
+    def __getattr__(self, name: str) -> Any:
+        # the wrapped loss' training-loop hooks (replays, begin_epoch, end_epoch, ...)
+        if name == "loss":
+            raise AttributeError(name)
+        return getattr(self.loss, name)
+
     def __repr__(self) -> str:
         return f"WithAuxiliary({self.loss!r}, weight={self.weight:g})"
 

@@ -1,7 +1,7 @@
 """Data loaders whose order is a pure function of ``(seed, epoch)`` (exact resume)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from prunekit.seeding import derive_seed
 from prunekit.train.env import DistEnv
 
-__all__ = ["build_loader", "set_loader_epoch"]
+__all__ = ["build_loader", "set_loader_epoch", "seeded_batches"]
 
 
 def build_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
@@ -50,3 +50,28 @@ def set_loader_epoch(loader: Any, epoch: int, seed: int | None = None) -> None:
         gen.manual_seed(derive_seed(seed, "loader", epoch))
     # a DataLoader built without a generator (shuffle=True) follows the global torch RNG,
     # which fit() re-seeds from (seed, epoch): its order is still a function of (seed, epoch)
+
+
+class seeded_batches:
+    """The loader's batches on ``device``, in an order that is a function of ``seed`` only (a
+    pruner's calibration pass, :meth:`prunekit.pruning.Pruner.calibrate`); endless: a new
+    seeded epoch starts when one ends. ``batches_per_epoch`` is the loader's length."""
+
+    def __init__(self, loader: Any, seed: int, device: torch.device) -> None:
+        self.loader, self.seed, self.device = loader, seed, device
+        self.batches_per_epoch = len(loader)
+        self._it = self._batches()
+
+    def _batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        epoch = 0
+        while True:
+            set_loader_epoch(self.loader, epoch, self.seed)
+            for x, y in self.loader:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            epoch += 1
+
+    def __iter__(self) -> "seeded_batches":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return next(self._it)

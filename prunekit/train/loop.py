@@ -20,33 +20,31 @@ from prunekit import checkpoint as ckpt
 from prunekit.atomic import atomic_write_text
 from prunekit.attacks.precision import training_attack_autocast
 from prunekit.devices import model_device
-from prunekit.modes import eval_mode
 from prunekit.seeding import derive_seed, rng_state, seed_everything, set_rng_state
+from prunekit.train.compute import ForwardCounter, cpu_seconds, sum_or_none
 from prunekit.train.env import DistEnv, dist_env, resolve_amp
+from prunekit.train.finite import NonFiniteLossError, NonFiniteWeightsError, \
+    check_finite_state
 from prunekit.train.loader import set_loader_epoch
 
 __all__ = ["fit", "FitResult", "NonFiniteLossError", "NonFiniteWeightsError",
-           "check_finite_state", "progress_enabled"]
+           "check_finite_state", "progress_enabled", "loss_replays", "epoch_line"]
 
 log = logging.getLogger(__name__)
+#: one line per epoch (loss, accuracies, seconds, ETA of the stage); ``prunekit train`` shows it
+#: on stdout by default (a log file gets it too), library users attach a handler if they want it
+progress_log = logging.getLogger("prunekit.progress")
 CKPT_FORMAT = "prunekit.fit/1"
 AdvLossFn = Callable[[nn.Module, Tensor, Tensor], "tuple[Tensor, dict[str, float]]"]
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite (the run is recorded as failed)."""
-
-
-class NonFiniteWeightsError(NonFiniteLossError):
-    """After an epoch a weight or buffer (BatchNorm statistics included) is NaN or infinite: the
-    stage diverged even if every loss it computed was finite (one huge step). The run is
-    recorded as failed; the diverged state is never checkpointed or cached."""
 
 
 @dataclass
 class FitResult:
     """What :func:`fit` did: epochs done in total, training seconds summed over the epochs (across
-    resumes), the per-epoch records and the last epoch's averaged stats."""
+    resumes), the per-epoch records and the last epoch's averaged stats; :attr:`passes` /
+    :attr:`cpu_s` the measured compute summed over the epochs (None when an epoch record of an
+    older checkpoint lacks it), :attr:`warnings` what the loss flagged (e.g. catastrophic
+    overfitting)."""
 
     epochs: int
     seconds: float
@@ -56,6 +54,21 @@ class FitResult:
     @property
     def last(self) -> dict[str, Any]:
         return dict(self.history[-1]) if self.history else {}
+
+    @property
+    def passes(self) -> int | None:
+        """Example-weighted forward passes of every epoch (:mod:`prunekit.train.compute`)."""
+        total = sum_or_none(r.get("passes") for r in self.history)
+        return None if total is None else int(total)
+
+    @property
+    def cpu_s(self) -> float | None:
+        """Process CPU seconds of every epoch's steps (all ranks summed under DDP)."""
+        return sum_or_none(r.get("cpu_s") for r in self.history)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self.history for w in r.get("warnings", [])]
 
 
 def progress_enabled(flag: bool | None = None) -> bool:
@@ -78,8 +91,15 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     """Train ``model`` for ``epochs`` epochs with an adversarial ``loss``.
 
     Per step: ``loss(model, x, y)`` (+ ``pruner.penalty()``), backward, ``optimizer.step()``,
-    ``pruner.on_step_end(global_step)``. Per epoch: ``pruner.on_epoch_end(epoch)``,
-    ``scheduler.step()``, one JSONL record, one checkpoint. The pruner must already be attached
+    ``pruner.on_step_end(global_step)``; each minibatch is run ``loss.replays`` times (default 1;
+    free adversarial training, :class:`prunekit.losses.base.AdvLoss`), each replay a full step.
+    Per epoch: ``loss.begin_epoch(epoch, history)`` before the first step and
+    ``loss.end_epoch(model)`` after the last (when the loss has them; what ``end_epoch`` returns
+    joins the epoch record), ``pruner.on_epoch_end(epoch)``, ``scheduler.step()``, one JSONL
+    record, one checkpoint. The record carries the epoch's measured compute: ``passes``
+    (example-weighted forward passes through ``model``: every attack step and every outer
+    forward, :class:`prunekit.train.compute.ForwardCounter`) and ``cpu_s`` (process CPU
+    seconds); under DDP both are summed over the ranks. The pruner must already be attached
     and its ``param_groups`` be in ``optimizer`` (the pipeline does both).
 
     Resume: if ``checkpoint`` exists, the model, optimizer, scheduler, pruner and RNG states and
@@ -122,45 +142,42 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     extra = _extra_params(model, optimizer) if dist.enabled else []
     steps_per_epoch = len(loader)
     show = progress_enabled(progress) and dist.is_main
+    replays = loss_replays(loss)
     for epoch in range(start, epochs):
         set_loader_epoch(loader, epoch, seed)
         seed_everything(derive_seed(seed, stage, "epoch", epoch, dist.rank))
         model.train()
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), cpu_seconds()
+        if hasattr(loss, "begin_epoch"):
+            loss.begin_epoch(epoch, history)
         sums: dict[str, float] = {}
         n_seen = 0
         bar = _bar(loader, show, f"{stage} {epoch + 1}/{epochs}")
-        for i, (x, y) in enumerate(bar):
-            x = x.to(device, non_blocking=True)
-            y = y.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(**autocast), training_attack_autocast(use_amp and amp_attack):
-                value, stats = loss(train_model, x, y)
-                if pruner is not None:
-                    pen = pruner.penalty()
-                    value = value + pen.to(value.device)
-                    stats = {**stats, "penalty": float(pen.detach().item()),
-                             "loss": float(value.detach().item())}
-            if not bool(torch.isfinite(value.detach()).all()):
-                raise NonFiniteLossError(
-                    f"{stage}: loss is {value.detach().item()} at epoch {epoch} step {i} "
-                    f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate")
-            value.backward()
-            if extra:
-                _allreduce_grads(extra, dist.world_size)
-            optimizer.step()
-            if pruner is not None:
-                pruner.on_step_end(epoch * steps_per_epoch + i)
-            b = int(y.shape[0])
-            n_seen += b
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * b
-            if show and i % 10 == 0:
-                bar.set_postfix(loss=f"{sums['loss'] / n_seen:.3f}",
-                                acc=f"{sums.get('clean_acc', 0.0) / n_seen:.3f}",
-                                adv=f"{sums.get('adv_acc', 0.0) / n_seen:.3f}")
+        with ForwardCounter(model) as counter:
+            for i, (x, y) in enumerate(bar):
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                if hasattr(loss, "set_position"):   # schedules (IBP eps ramp): fractional epoch
+                    loss.set_position(epoch + i / max(steps_per_epoch, 1), stage)
+                for r in range(replays):
+                    where = f"epoch {epoch} step {i}" + (f" replay {r}" if replays > 1 else "")
+                    stats = _step(train_model, loss, optimizer, pruner, x, y, autocast,
+                                  use_amp and amp_attack, extra, dist, stage, where)
+                    if pruner is not None:
+                        pruner.on_step_end((epoch * steps_per_epoch + i) * replays + r)
+                    b = int(y.shape[0])
+                    n_seen += b
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0.0) + float(v) * b
+                if show and i % 10 == 0:
+                    bar.set_postfix(loss=f"{sums['loss'] / n_seen:.3f}",
+                                    acc=f"{sums.get('clean_acc', 0.0) / n_seen:.3f}",
+                                    adv=f"{sums.get('adv_acc', 0.0) / n_seen:.3f}")
+            loss_record = dict(loss.end_epoch(model)) if hasattr(loss, "end_epoch") else {}
+        compute = _reduce_sums({"passes": float(counter.passes),
+                                "cpu_s": cpu_seconds() - cpu0}, dist, device)
         lr = float(optimizer.param_groups[0]["lr"])
         if pruner is not None:
             pruner.on_epoch_end(epoch)
@@ -168,11 +185,13 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
         means = _reduce_means(sums, n_seen, dist, device)
         if dist.enabled:
             _broadcast_buffers(model)
-        record = {"stage": stage, "epoch": epoch, "lr": lr, **means,
+        record = {"stage": stage, "epoch": epoch, "lr": lr, **means, **loss_record,
+                  "passes": int(compute["passes"]), "cpu_s": round(compute["cpu_s"], 3),
                   "seconds": round(time.perf_counter() - t0, 3)}
         history.append(record)
         log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+        progress_log.info("%s", epoch_line(stage, epoch, epochs, means, history[start:]))
         check_finite_state(model, optimizer, f"{stage}: after epoch {epoch + 1}/{epochs}", lr,
                            inputs=x if n_seen else None)
         if dist.is_main:
@@ -193,50 +212,49 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
 
 
 # ------------------------------------------------------------------------------------------------
-def check_finite_state(model: nn.Module, optimizer: torch.optim.Optimizer | None, where: str,
-                       lr: float | None = None, inputs: Tensor | None = None) -> None:
-    """Raise :class:`NonFiniteWeightsError` if a floating-point parameter or buffer of ``model``
-    (or a parameter only the optimizer holds, e.g. pruner gates) is NaN or infinite, or if the
-    model's eval-mode outputs on ``inputs`` (one training batch) are.
+def loss_replays(loss: Any) -> int:
+    """How many times :func:`fit` runs each minibatch: the loss's ``replays`` (default 1)."""
+    replays = getattr(loss, "replays", 1)
+    if isinstance(replays, bool) or not isinstance(replays, int) or replays < 1:
+        raise ValueError(f"{loss!r}: replays must be an int >= 1, got {replays!r}")
+    return replays
 
-    The second test catches a diverged stage whose tensors are still finite: after one huge step
-    (lr 1e6) the weights are ~1e5 while the BatchNorm statistics are not, and eval-mode logits
-    overflow. ``where`` starts the message (``"pretrain: after epoch 1/1"``); the optimizer's
-    settings are appended so the message names what to change."""
-    named = [(n, t) for n, t in list(model.named_parameters()) + list(model.named_buffers())
-             if t.is_floating_point()]
-    if optimizer is not None:
-        own = {id(t) for _, t in named}
-        named += [(f"optimizer group {g} param {i}", p)
-                  for g, group in enumerate(optimizer.param_groups)
-                  for i, p in enumerate(group["params"]) if id(p) not in own]
-    if not named:
-        return
-    with torch.no_grad():
-        ok = torch.stack([torch.isfinite(t.detach()).all() for _, t in named]).tolist()
-    bad = [n for (n, _), good in zip(named, ok) if not good]
-    what = f"{len(bad)} of {len(named)} weight/buffer tensors are NaN or infinite (first: " \
-           f"{bad[0]})" if bad else ""
-    if not bad and inputs is not None:
-        with torch.no_grad(), eval_mode(model):
-            out = model(inputs)
-        if not bool(torch.isfinite(out).all()):
-            biggest = max(float(t.detach().abs().max()) for _, t in named if t.numel())
-            what = (f"the weights are finite (largest |w| {biggest:.3g}) but the model's "
-                    f"eval-mode outputs on a training batch are NaN or infinite")
-    if not what:
-        return
-    settings = ""
-    if optimizer is not None:
-        g = optimizer.param_groups[0]
-        lr = float(g["lr"]) if lr is None else lr
-        extras = [f"{k} {g[k]:.3g}" for k in ("momentum", "weight_decay")
-                  if isinstance(g.get(k), (int, float))]
-        settings = f" with {type(optimizer).__name__} lr {lr:.3g}" + (
-            f" ({', '.join(extras)})" if extras else "")
-    stage = where.split(":", 1)[0]
-    raise NonFiniteWeightsError(f"{where}: {what}{settings}; the {stage} stage diverged: "
-                                f"lower its learning rate ({stage}.lr)")
+
+def _step(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer, pruner: Any,
+          x: Tensor, y: Tensor, autocast: dict[str, Any], amp_attack: bool,
+          extra: list[Tensor], dist: DistEnv, stage: str, where: str) -> dict[str, float]:
+    """One optimizer step on ``(x, y)``: loss (+ penalty), NaN check, backward, step."""
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(**autocast), training_attack_autocast(amp_attack):
+        value, stats = loss(model, x, y)
+        if pruner is not None:
+            pen = pruner.penalty()
+            value = value + pen.to(value.device)
+            stats = {**stats, "penalty": float(pen.detach().item()),
+                     "loss": float(value.detach().item())}
+    if not bool(torch.isfinite(value.detach()).all()):
+        raise NonFiniteLossError(
+            f"{stage}: loss is {value.detach().item()} at {where} "
+            f"(lr {optimizer.param_groups[0]['lr']:.3g}); lower the learning rate")
+    value.backward()
+    if extra:
+        _allreduce_grads(extra, dist.world_size)
+    optimizer.step()
+    return stats
+
+
+def epoch_line(stage: str, epoch: int, epochs: int, means: dict[str, float],
+               done: list[dict[str, Any]]) -> str:
+    """``pretrain epoch 3/10: loss 1.234, clean 45.6 %, adv 30.1 %, 2.3 s/epoch, ETA 16 s``:
+    the ETA of the stage is the mean epoch time of this session times the epochs left."""
+    per = sum(r.get("seconds", 0.0) for r in done) / max(len(done), 1)
+    left = per * (epochs - epoch - 1)
+    parts = [f"loss {means.get('loss', math.nan):.4g}"]
+    for key, name in (("clean_acc", "clean"), ("adv_acc", "adv")):
+        if key in means:
+            parts.append(f"{name} {100 * means[key]:.1f} %")
+    eta = f"{left:.0f} s" if left < 120 else f"{left / 60:.1f} min"
+    return f"{stage} epoch {epoch + 1}/{epochs}: {', '.join(parts)}, {per:.1f} s/epoch, ETA {eta}"
 
 
 def _bar(loader: Any, show: bool, desc: str) -> Any:
@@ -272,6 +290,17 @@ def _broadcast_buffers(model: nn.Module) -> None:
     the replicas are identical at every epoch boundary, where checkpoints are taken."""
     for b in model.buffers():
         torch.distributed.broadcast(b, src=0)
+
+
+def _reduce_sums(values: dict[str, float], dist: DistEnv,
+                 device: torch.device) -> dict[str, float]:
+    """``values`` summed over the ranks (unchanged without DDP)."""
+    if not dist.enabled:
+        return values
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return dict(zip(keys, t.tolist()))
 
 
 def _reduce_means(sums: dict[str, float], n: int, dist: DistEnv,

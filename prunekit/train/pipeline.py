@@ -17,6 +17,7 @@ from torch import nn
 
 from prunekit.config import RunConfig
 from prunekit.devices import select_device
+from prunekit.modes import eval_mode
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.pruning.hard_prune import finalize_change, probe_inputs, probe_logits
 from prunekit.registry import PRUNERS
@@ -24,16 +25,17 @@ from prunekit.sections import build_loss, build_model
 from prunekit.seeding import derive_seed, seed_everything
 from prunekit.train.data import build_train_set
 from prunekit.train.env import DistEnv, dist_env, init_distributed
-from prunekit.train.loader import build_loader
+from prunekit.train.loader import build_loader, seeded_batches
 from prunekit.train.loop import fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.pretrain_stage import pretrain_stage
 from prunekit.train.search_stage import is_searcher, run_search_stages
-from prunekit.train.records import StageRecord
+from prunekit.train.compute import ForwardCounter, cpu_seconds
+from prunekit.train.records import StageRecord, compute_columns, stage_warnings
 from prunekit.train.tracking import open_tracker
 from prunekit.train.workdir import claim_workdir, save_final
 
-__all__ = ["run_pipeline", "PipelineResult", "StageRecord"]
+__all__ = ["run_pipeline", "PipelineResult", "StageRecord", "uses_pretraining"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,9 @@ class PipelineResult:
     #: the method's ``summary()`` (CSV ``method_summary``) and its declared ``sparsity_target``
     summary: dict[str, Any] = field(default_factory=dict)
     sparsity_target: str | None = None
+    #: measured training compute: ``train_epochs`` (JSON), ``train_passes``, ``train_cpu_s``
+    #: (:func:`prunekit.train.records.compute_columns`; None = unknown)
+    compute: dict[str, Any] = field(default_factory=dict)
 
 
 def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
@@ -106,22 +111,34 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         return _run_searcher(cfg, workdir, train_set, spec, loss, loader, dist, common,
                              example_inputs)
 
-    # 1. dense adversarial pretraining (cached, shared between methods) ------------------------
+    # 1. dense adversarial pretraining (cached, shared between methods), unless the method
+    #    trains sparse from scratch (Pruner.needs_pretrain False: FlyingBird, Twin-Rep) ---------
     seed_everything(derive_seed(cfg.seed, "init"))
     model = build_model(cfg.model, spec).to(dev)
-    pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
-        cfg.pretrain_hash()
-    records["pretrain"] = pretrain_stage(model, cfg, loss, loader, pre_dir, dist, common)
+    if uses_pretraining(cfg):
+        pre_dir = (Path(cache_dir) if cache_dir is not None else workdir) / "pretrain" / \
+            cfg.pretrain_hash()
+        records["pretrain"] = pretrain_stage(model, cfg, loss, loader, pre_dir, dist, common)
+    else:
+        records["pretrain"] = StageRecord(skipped=True)
     dense_model = copy.deepcopy(model).eval()
 
     # 2. prune / search, then finalize ----------------------------------------------------------
     pruner = PRUNERS.build(cfg.method, sparsity=cfg.sparsity, **cfg.pruner_hparams())
     seed_everything(derive_seed(cfg.seed, "attach"))
     pruner.attach(model, example_inputs)
+    if pruner.calibrates():
+        seed_everything(derive_seed(cfg.seed, "calibrate"))
+        cpu0 = cpu_seconds()
+        with eval_mode(model), ForwardCounter(model) as counter:
+            pruner.calibrate(model, seeded_batches(loader, derive_seed(cfg.seed, "calibrate"),
+                                                   dev), loss)
+        records["calibrate"] = StageRecord(passes=counter.passes, cpu_s=cpu_seconds() - cpu0)
     st = cfg.stage("prune")
     groups = pruner.param_groups(model)
     if groups and st.epochs > 0:
         opt = make_optimizer(groups, st)
+        pruner.bind_optimizer(opt)
         sched = pruner.stage_scheduler(opt, st)
         sched = make_scheduler(opt, st) if sched is None else sched
         res = fit(model, loss, opt, sched, loader, st.epochs, pruner=pruner,
@@ -154,6 +171,7 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         records["finetune"] = StageRecord(skipped=True)
     model.eval()
     train_seconds = float(sum(r.seconds for r in records.values()))
+    pruner_info["summary"] = _with_warnings(pruner_info["summary"], records)
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
     dist.barrier()
@@ -161,10 +179,19 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
                           workdir=workdir, pruner=pruner_info,
                           summary=dict(pruner_info.get("summary") or {}),
-                          sparsity_target=pruner_info.get("sparsity_target"))
+                          sparsity_target=pruner_info.get("sparsity_target"),
+                          compute=compute_columns(records))
 
 
 # ------------------------------------------------------------------------------------------------
+def uses_pretraining(cfg: RunConfig) -> bool:
+    """Whether the run's method starts from the dense pretraining: not a searcher, nor a pruner
+    that trains sparse from scratch (``Pruner.needs_pretrain`` False)."""
+    if is_searcher(cfg.method):
+        return False
+    return bool(getattr(PRUNERS.get(cfg.method), "needs_pretrain", True))
+
+
 def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """The pruner's summary plus the hard-prune probe; ``warnings`` lists are concatenated."""
     out = {**summary, **{k: v for k, v in change.items() if k != "warnings"}}
@@ -172,6 +199,15 @@ def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str,
     if warns:
         out["warnings"] = warns
     return out
+
+
+def _with_warnings(summary: dict[str, Any], records: dict[str, StageRecord]) -> dict[str, Any]:
+    """``summary`` with the stages' training warnings (catastrophic overfitting, ...) appended
+    to its ``warnings`` list (the CSV ``method_summary``)."""
+    warns = stage_warnings(records)
+    if not warns:
+        return summary
+    return {**summary, "warnings": list(summary.get("warnings") or []) + warns}
 
 
 def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
@@ -182,12 +218,14 @@ def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss
     records = {"pretrain": StageRecord(skipped=True),
                **{k: StageRecord(**v) for k, v in recs.items()}}
     train_seconds = float(sum(r.seconds for r in records.values()))
-    info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": searcher.summary()}
+    summary = _with_warnings(searcher.summary(), records)
+    info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": summary}
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, info)
     return PipelineResult(model=model, dense_model=model, spec=spec, records=records,
                           example_inputs=example_inputs, train_seconds=train_seconds, cfg=cfg,
-                          workdir=workdir, family="searcher", summary=searcher.summary(),
-                          sparsity_target=searcher.sparsity_target)
+                          workdir=workdir, family="searcher", summary=summary,
+                          sparsity_target=searcher.sparsity_target,
+                          compute=compute_columns(records))
 
 

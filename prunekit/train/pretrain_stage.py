@@ -1,11 +1,10 @@
 """Dense adversarial pretraining, cached under ``cfg.pretrain_hash()`` and shared by every method
-that uses it: a file lock so two processes never train one entry twice, and a verified cache
+that uses it (or, with ``pretrain.init``, the weights of a given file instead of training): a file lock so two processes never train one entry twice, and a verified cache
 (SHA-256, config hash, finite weights) that rebuilds a broken entry instead of using it."""
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -14,15 +13,16 @@ from typing import Any
 from torch import nn
 
 from prunekit import checkpoint as ckpt
-from prunekit.atomic import atomic_write_text
+from prunekit.atomic import atomic_write_text, file_sha256
 from prunekit.config import RunConfig
 from prunekit.seeding import derive_seed
 from prunekit.train.env import DistEnv
 from prunekit.train.loop import NonFiniteWeightsError, check_finite_state, fit
 from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.records import StageRecord
+from prunekit.weights import load_into
 
-__all__ = ["pretrain_stage"]
+__all__ = ["pretrain_stage", "init_from_file"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 def pretrain_stage(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre_dir: Path,
               dist: DistEnv, common: dict[str, Any]) -> StageRecord:
     st = cfg.stage("pretrain")
+    if st.init is not None:
+        return init_from_file(model, st.init)
     if st.epochs == 0:
         return StageRecord(skipped=True)
     with _cache_lock(pre_dir, dist):
@@ -40,7 +42,7 @@ def pretrain_stage(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre
                 log.info("pretrain: using the cached model in %s", pre_dir)
                 return rec
             if dist.is_main:
-                _drop_unreadable_checkpoint(pre_dir / "ckpt.pt")
+                ckpt.drop_if_unreadable(pre_dir / "ckpt.pt", "pretrain: training from scratch")
             dist.barrier()
         opt = make_optimizer([p for p in model.parameters() if p.requires_grad], st)
         res = fit(model, loss, opt, make_scheduler(opt, st), loader, st.epochs,
@@ -50,9 +52,19 @@ def pretrain_stage(model: nn.Module, cfg: RunConfig, loss: Any, loader: Any, pre
         if dist.is_main:
             ckpt.save(pre_dir / "model.pt", {"state_dict": model.state_dict(),
                                              "pretrain_hash": cfg.pretrain_hash()})
-            info = {**dataclasses.asdict(rec), "model_sha256": _sha256(pre_dir / "model.pt")}
+            info = {**dataclasses.asdict(rec), "model_sha256": file_sha256(pre_dir / "model.pt")}
             atomic_write_text(done, json.dumps(info, indent=1))
         return rec
+
+
+def init_from_file(model: nn.Module, path: str) -> StageRecord:
+    """``pretrain.init``: the weights of ``path`` (weights-only load, strict key and shape
+    check: :func:`prunekit.weights.load_into`) replace dense pretraining; nothing is trained
+    or cached (the file itself is the cache, keyed by its SHA-256 in the config hashes)."""
+    load_into(model, path, f"pretrain.init {path}")
+    check_finite_state(model, None, f"pretrain.init {path}")
+    log.info("pretrain: weights from %s (no dense training)", path)
+    return StageRecord(skipped=True, last={"init": str(path), "init_sha256": file_sha256(path)})
 
 
 def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageRecord | None:
@@ -64,11 +76,13 @@ def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageReco
     weights = pre_dir / "model.pt"
     try:
         info = json.loads((pre_dir / "done.json").read_text())
+        if not isinstance(info, dict):
+            raise ValueError(f"done.json holds a JSON {type(info).__name__}, not an object")
         rec = StageRecord(**{k: v for k, v in info.items() if k in names})
         problem = ""
         if not weights.is_file():
             problem = "model.pt is missing"
-        elif info.get("model_sha256") and info["model_sha256"] != _sha256(weights):
+        elif info.get("model_sha256") and info["model_sha256"] != file_sha256(weights):
             problem = "model.pt does not match the SHA-256 recorded in done.json"
         else:
             blob = ckpt.load(weights)
@@ -92,24 +106,6 @@ def _cached_record(pre_dir: Path, cfg: RunConfig, model: nn.Module) -> StageReco
     return rec
 
 
-def _drop_unreadable_checkpoint(path: Path) -> None:
-    """Remove a pretraining epoch checkpoint that cannot be loaded, so the rebuild trains from
-    scratch instead of failing on it; an intact one is kept (the rebuild resumes from it)."""
-    if not path.exists():
-        return
-    try:
-        ckpt.load(path)
-    except ckpt.CheckpointError as exc:
-        log.warning("pretrain: removing unreadable %s (%s); training from scratch", path, exc)
-        path.unlink()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _cache_lock:

@@ -14,6 +14,7 @@ from prunekit.atomic import atomic_write_text
 from prunekit.config import RunConfig
 from prunekit.config_parse import digest
 from prunekit.errors import ConfigError
+from prunekit.plugins import run_plugins
 from prunekit.train.env import DistEnv
 from prunekit.train.records import StageRecord
 
@@ -60,7 +61,8 @@ def save_final(workdir: Path, model: nn.Module, cfg: RunConfig,
                 pruner_info: dict[str, Any] | None = None) -> None:
     recs = {k: dataclasses.asdict(v) for k, v in records.items()}
     info = {"train_key": train_key(cfg), "config": cfg.to_dict(), "records": recs,
-            "train_seconds": train_seconds, "pruner": pruner_info or {}}
+            "train_seconds": train_seconds, "pruner": pruner_info or {},
+            "plugins": run_plugins(cfg)}
     atomic_write_text(workdir / "run.json", json.dumps(info, indent=1, default=str))
     if getattr(model, "prunekit_spec", None) is not None:
         ckpt.save_model(workdir / "model.pt", model,
