@@ -78,6 +78,8 @@ class LRNAS(Searcher):
         alpha_step, alpha_momentum: the update's 0.1 and 0.8.
         train_portion: fraction of the training set for the weights (0.5).
         strict: never exceed the budget (prunekit option; official: checked before adding).
+        bn_clean_forward: before every training step of the found network, a train-mode clean
+            forward updating the BN statistics (official ``adv_train.py:106``; off by default).
     """
 
     #: the report's method label
@@ -95,7 +97,8 @@ class LRNAS(Searcher):
                  fgsm_eps: float | None = None, alpha_step: float = 0.1,
                  alpha_momentum: float = 0.8, train_portion: float = 0.5, strict: bool = False,
                  auxiliary: bool = False, auxiliary_weight: float = 0.4,
-                 drop_path_prob: float = 0.0, train_grad_clip: float | None = 5.0) -> None:
+                 drop_path_prob: float = 0.0, train_grad_clip: float | None = 5.0,
+                 bn_clean_forward: bool = False) -> None:
         super().__init__(budget)
         chk = self._check
         for name, v in (("C", C), ("layers", layers), ("k", k), ("final_C", final_C),
@@ -138,6 +141,9 @@ class LRNAS(Searcher):
         self.auxiliary, self.auxiliary_weight = bool(auxiliary), float(auxiliary_weight)
         self.drop_path_prob = float(drop_path_prob)
         self.train_grad_clip = None if train_grad_clip is None else float(train_grad_clip)
+        chk(isinstance(bn_clean_forward, bool), f"bn_clean_forward must be true or false, got "
+                                                f"{bn_clean_forward!r}")
+        self.bn_clean_forward = bn_clean_forward
 
     # -- the final network --------------------------------------------------------------------
     def build(self, genotype: Any, spec: Any) -> nn.Module:
@@ -156,7 +162,7 @@ class LRNAS(Searcher):
     def train_options(self) -> dict[str, Any]:
         return {"grad_clip": self.train_grad_clip, "auxiliary_weight":
                 self.auxiliary_weight if self.auxiliary else 0.0,
-                "drop_path_prob": self.drop_path_prob}
+                "drop_path_prob": self.drop_path_prob, "bn_clean_forward": self.bn_clean_forward}
 
     def select(self, alphas: dict[str, torch.Tensor], spec: Any) -> Genotype:
         """The greedy selection of the genotype from ``alphas`` under the budget."""
@@ -254,10 +260,24 @@ class LRNAS(Searcher):
             net.alphas_reduce += prev["reduce"]
             geno = self.select(_alphas(net), spec)
             rec.update(score_clean_acc=base["clean_acc"], score_fgsm_acc=base["fgsm_acc"],
+                       score_eps=float(eps),
                        params=self.count(geno, spec), genotype=geno.to_dict(),
                        score_seconds=round(time.perf_counter() - t1, 3))
         rec["seconds"] = round(time.perf_counter() - t0, 3)
         return rec
+
+    def summary(self) -> dict[str, Any]:
+        """The base summary plus the scoring's health: the FGSM radius and, per scoring epoch,
+        the full supernet's clean / FGSM accuracy on the scoring batches (an FGSM accuracy of
+        ~0 means the adversarial half of the contribution score carried no information)."""
+        out = super().summary()
+        scored = [r for r in (self._result.history if self._result else [])
+                  if "score_fgsm_acc" in r]
+        if scored:
+            out["score_eps"] = scored[-1].get("score_eps", self.fgsm_eps)
+            out["score_clean_acc"] = [round(float(r["score_clean_acc"]), 4) for r in scored]
+            out["score_fgsm_acc"] = [round(float(r["score_fgsm_acc"]), 4) for r in scored]
+        return out
 
     # -- checkpoints --------------------------------------------------------------------------
     def _fingerprint(self) -> str:

@@ -15,6 +15,13 @@ path and the optional auxiliary-head loss -- as small pieces the pipeline plugs 
   (the official script's ``--auxiliary`` path; broken there -- ``logits_aux`` is never returned --
   and off by default, as here). With ``pgd_at*`` the last forward is the adversarial batch.
 
+- :class:`CleanBNForward` (``lrnas: {bn_clean_forward: true}``): the official
+  ``adv_train.py:106`` runs ``logits = model(input)`` on the clean batch in training mode before
+  the adversarial loss (its output only feeds the logged accuracy), so the BatchNorm running
+  statistics are updated by the clean *and* the adversarial batch of every step. prunekit's
+  losses do not (default, as for every pruned model); the option reproduces it (a train-mode,
+  no-grad clean forward: the same running-statistics update, no effect on the gradient).
+
 The official ``trades_loss`` is broken (it unpacks two outputs from a model returning one and
 computes the KL on ``x_natural`` twice); prunekit's own ``trades`` / ``mart`` are used for
 TRADES / MART training instead (docs/search.md).
@@ -33,7 +40,7 @@ from prunekit.losses.pgd_at import PGDAT
 from prunekit.registry import LOSSES
 
 __all__ = ["PGDATNormal", "clip_gradients", "DropPathSchedule", "WithAuxiliary",
-           "strip_auxiliary"]
+           "CleanBNForward", "strip_auxiliary"]
 
 
 @LOSSES.register("pgd_at_normal")
@@ -111,6 +118,25 @@ class WithAuxiliary:
 
     def __repr__(self) -> str:
         return f"WithAuxiliary({self.loss!r}, weight={self.weight:g})"
+
+
+class CleanBNForward:
+    """``loss(model, x, y)`` after a training-mode, no-grad forward of the clean batch (official
+    ``adv_train.py:106``: BN running statistics see the clean batch too)."""
+
+    def __init__(self, loss: Callable[..., tuple[Tensor, dict[str, float]]]) -> None:
+        self.loss = loss
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+        was = model.training
+        model.train()
+        with torch.no_grad():
+            model(x)
+        model.train(was)
+        return self.loss(model, x, y)
+
+    def __repr__(self) -> str:
+        return f"CleanBNForward({self.loss!r})"
 
 
 def strip_auxiliary(model: nn.Module) -> nn.Module:

@@ -24,8 +24,8 @@ from prunekit.config import RunConfig
 from prunekit.errors import ConfigError
 from prunekit.registry import SEARCHERS
 from prunekit.search.base import Searcher
-from prunekit.search.training import DropPathSchedule, WithAuxiliary, clip_gradients, \
-    strip_auxiliary
+from prunekit.search.training import CleanBNForward, DropPathSchedule, WithAuxiliary, \
+    clip_gradients, strip_auxiliary
 from prunekit.seeding import derive_seed
 from prunekit.train.compute import ForwardCounter, cpu_seconds, sum_or_none
 from prunekit.train.env import DistEnv
@@ -92,6 +92,8 @@ def run_search_stages(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, 
             sched = DropPathSchedule(sched, model, float(opts["drop_path_prob"]), st.epochs)
         train_loss = WithAuxiliary(loss, model, opts["auxiliary_weight"]) \
             if opts.get("auxiliary_weight") else loss
+        if opts.get("bn_clean_forward"):
+            train_loss = CleanBNForward(train_loss)
         fitted = fit(model, train_loss, opt, sched, loader, st.epochs,
                      checkpoint=workdir / "train" / "ckpt.pt",
                      log_path=workdir / "train" / "log.jsonl",
