@@ -87,7 +87,10 @@ class Bounds:
 
     def __init__(self, model: nn.Module) -> None:
         for name, m in model.named_modules():
-            if m._forward_hooks or m._forward_pre_hooks:
+            hooks = [*m._forward_hooks.values(), *m._forward_pre_hooks.values()]
+            # observers (the training-compute counter) do not change the function: allowed
+            if any(not getattr(getattr(h, "__self__", None), "observes_only", False)
+                   for h in hooks):
                 raise BoundError(f"module {name or type(m).__name__!r} has forward hooks, which "
                                  f"bound propagation cannot see; finalize the pruner first")
         if not list(model.children()):   # a bare layer: trace it as one leaf node

@@ -55,6 +55,10 @@ class ForwardCounter:
         self._depth = 0
         self._handles: list[RemovableHandle] = []
 
+    #: its hooks only observe (count) and never change a module's inputs or outputs, so code
+    #: that refuses hooked modules (the certify bounds) may accept them
+    observes_only = True
+
     def _count(self, _mod: nn.Module, args: tuple[Any, ...]) -> None:
         self.passes += _batch_size(args)
 
