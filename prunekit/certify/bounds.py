@@ -7,7 +7,8 @@ Supported nodes: ``Conv2d``, ``Linear``, ``BatchNorm1d/2d`` (eval mode: an affin
 ``AdaptiveAvgPool2d`` / ``avg_pool2d`` / ``adaptive_avg_pool2d``, ``MaxPool2d`` (CROWN: the lower line
 through the window's largest lower bound, upper the constant max of the upper bounds), ``Identity`` / ``Dropout`` (eval) and the residual ``add``. Any other node is an
 :class:`~prunekit.errors.BoundError` naming it. Masks baked into ``weight`` (parametrizations,
-HYDRA's scores) are seen; forward hooks are not, so a model with hooks is refused.
+HYDRA's scores) are seen; forward hooks are not, so a submodule with hooks is refused (hooks on
+the root model, such as the training loop's forward counter, are ignored).
 
 Specification: margins ``C z`` with ``C[b, j] = e_{y_b} - e_{j}`` over the ``j != y_b``
 (:func:`margin_spec`); a point is verified when every lower margin bound is > 0. IBP folds ``C``
@@ -87,7 +88,9 @@ class Bounds:
 
     def __init__(self, model: nn.Module) -> None:
         for name, m in model.named_modules():
-            if m._forward_hooks or m._forward_pre_hooks:
+            # the root's hooks observe the whole forward (the loop's ForwardCounter) and are not
+            # part of any layer; a submodule's hook may change what the layer computes
+            if name and (m._forward_hooks or m._forward_pre_hooks):
                 raise BoundError(f"module {name or type(m).__name__!r} has forward hooks, which "
                                  f"bound propagation cannot see; finalize the pruner first")
         if not list(model.children()):   # a bare layer: trace it as one leaf node
