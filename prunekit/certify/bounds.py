@@ -7,7 +7,8 @@ Supported nodes: ``Conv2d``, ``Linear``, ``BatchNorm1d/2d`` (eval mode: an affin
 ``AdaptiveAvgPool2d`` / ``avg_pool2d`` / ``adaptive_avg_pool2d``, ``MaxPool2d`` (CROWN: the lower line
 through the window's largest lower bound, upper the constant max of the upper bounds), ``Identity`` / ``Dropout`` (eval) and the residual ``add``. Any other node is an
 :class:`~prunekit.errors.BoundError` naming it. Masks baked into ``weight`` (parametrizations,
-HYDRA's scores) are seen; forward hooks are not, so a model with hooks is refused.
+HYDRA's scores) are seen; forward hooks are not, so a submodule with hooks is refused (hooks on
+the root model, such as the training loop's forward counter, are ignored).
 
 Specification: margins ``C z`` with ``C[b, j] = e_{y_b} - e_{j}`` over the ``j != y_b``
 (:func:`margin_spec`); a point is verified when every lower margin bound is > 0. IBP folds ``C``
