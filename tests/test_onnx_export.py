@@ -27,7 +27,7 @@ def test_compacted_d2bc_model_matches_pytorch(tmp_path: Path, capsys: pytest.Cap
     dense_params = sum(p.numel() for p in res.dense_model.parameters())
     assert sum(p.numel() for p in res.model.parameters()) < 0.8 * dense_params  # compacted
     assert main(["export", "onnx", str(tmp_path / "run")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the JSON line
     assert out["n"] == 256 and out["max_abs_diff"] <= 1e-4 and out["top1_agree"] == 1.0
     # an independent check: the ONNX graph's conv weights have the compacted shapes
     import onnx

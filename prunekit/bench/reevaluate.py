@@ -30,6 +30,7 @@ from prunekit.eval import RobustnessEvaluator
 from prunekit.overrides import filter_runs
 from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.train.data import build_test_set
+from prunekit.train.pipeline import uses_pretraining
 from prunekit.train.workdir import train_key
 
 __all__ = ["reevaluate_grid", "finished_trainings", "Reevaluate"]
@@ -104,7 +105,8 @@ class Reevaluate:
         old = self._rows.get(src.name, {})
         row: dict[str, Any] = {k: old[k] for k in TRAIN_COLUMNS if k in COLUMNS and old.get(k)}
         row.update({k: v for k, v in measured_columns(meas).items() if k in COLUMNS},
-                   device=str(dev))
+                   device=str(dev), config_hash=rcfg.config_hash(),  # resolved, as pipeline_run
+                   pretrain_hash=rcfg.pretrain_hash() if uses_pretraining(rcfg) else "")
         return {**row, EVAL_RESULT: result}
 
 
