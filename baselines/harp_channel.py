@@ -67,7 +67,7 @@ class HarpChannel(HingeHooks, HydraChannel):
         self._k_scores: list[nn.Parameter] = []
         self._k_min = 0.0
         self._final_counts: list[int] | None = None
-        self._summary: dict[str, Any] = {}
+        self._harp_facts: dict[str, Any] = {}
 
     # -- rates ----------------------------------------------------------------------------------
     def init_gates(self, groups: ChannelGroups) -> None:
@@ -125,7 +125,7 @@ class HarpChannel(HingeHooks, HydraChannel):
 
         scale = budget_scale(sizes, rates, self._target_macs, macs_of) if self.project_budget \
             else 1.0
-        self._summary["budget_scale"] = scale
+        self._harp_facts["budget_scale"] = scale
         return [kept_count(scale * r, n) for r, n in zip(rates, sizes)]
 
     def finalize(self, model: nn.Module) -> nn.Module:
@@ -136,22 +136,22 @@ class HarpChannel(HingeHooks, HydraChannel):
         self._final_counts = self.baked_counts()
         with torch.no_grad():
             learned = float(self.expected_macs()) / self.groups.dense_macs
-        self._summary.update({
+        self._harp_facts.update({
             "group_rates": [round(r, 5) for r in rates], "rate_min": min(rates, default=1.0),
             "rate_max": max(rates, default=1.0), "learned_macs_kept": learned,
             "kept_channels": list(self._final_counts), "uniform_channels": uniform,
             **self.schedule.summary()})
-        if self._summary["budget_scale"] < 0.999:
+        if self._harp_facts["budget_scale"] < 0.999:
             log.warning("harp-channel: learned MACs %.4f of dense above the target %.4f at "
                         "finalize; rates scaled by %.3f", learned, 1.0 - self.sparsity,
-                        self._summary["budget_scale"])
+                        self._harp_facts["budget_scale"])
         out = super().finalize(model)
         self._k_scores, self._final_counts = [], None
         return out
 
     def summary(self) -> dict[str, Any]:
         """Learned group rates, kept vs uniform channel counts, budget factor, gamma schedule."""
-        return dict(self._summary)
+        return {**super().summary(), **self._harp_facts}  # hydra-channel's facts kept
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "k_scores": [k.detach().clone() for k in self._k_scores],
