@@ -187,7 +187,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
             _broadcast_buffers(model)
         record = {"stage": stage, "epoch": epoch, "lr": lr, **means, **loss_record,
                   "passes": int(compute["passes"]), "cpu_s": round(compute["cpu_s"], 3),
-                  "seconds": round(time.perf_counter() - t0, 3)}
+                  "seconds": round(time.perf_counter() - t0, 3),
+                  "precision": "bf16" if use_amp else "fp32"}
         history.append(record)
         log.info("%s epoch %d/%d: %s", stage, epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
