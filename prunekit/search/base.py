@@ -35,6 +35,8 @@ from torch.utils.data import Dataset
 from prunekit.atomic import atomic_write_text
 from prunekit.data.splits import SpecSubset
 from prunekit.hparams import Hyperparameters
+from prunekit.modes import eval_mode
+from prunekit.pruning.accounting import count_macs_params
 from prunekit.registry import MODELS, SEARCHERS
 from prunekit.seeding import derive_seed_numpy
 
@@ -56,6 +58,9 @@ class SearchResult:
     budget: float
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: conv + linear MACs per example of the final network (torch-pruning's counter, as the
+    #: CSV's ``macs``), so the summary names both costs a pruned row can be matched at
+    macs: int | None = None
 
 
 class Searcher(Hyperparameters, abc.ABC):
@@ -183,9 +188,12 @@ class Searcher(Hyperparameters, abc.ABC):
             torch.manual_seed(derive_seed_numpy(seed, "final-init"))
             model = self.build(genotype, spec)
         seconds = float(sum(r.get("seconds", 0.0) for r in history)) or time.perf_counter() - t0
+        with eval_mode(model):  # no BN statistics update, no auxiliary head
+            macs, _ = count_macs_params(model, torch.zeros(1, *spec.input_shape,
+                                                           device=next(model.parameters()).device))
         self._result = SearchResult(genotype=genotype, model=model,
                                     params=self.count(genotype, spec), budget=self.budget,
-                                    history=list(history), seconds=seconds)
+                                    history=list(history), seconds=seconds, macs=int(macs))
         return self._result
 
     @property
@@ -195,12 +203,12 @@ class Searcher(Hyperparameters, abc.ABC):
 
     def summary(self) -> dict[str, Any]:
         """Plain-JSON facts for the CSV column ``method_summary``: the genotype, the budget, the
-        measured parameters (empty before :meth:`run`)."""
+        measured parameters and MACs of the final network (empty before :meth:`run`)."""
         r = self._result
         if r is None:
             return {}
         return {"genotype": r.genotype, "budget": self.budget, "budget_kind": self.sparsity_target,
-                "params": int(r.params), "within_budget": bool(r.params <= self.budget),
+                "params": int(r.params), "macs": r.macs, "within_budget": bool(r.params <= self.budget),
                 "search_epochs": len(r.history), "search_seconds": round(r.seconds, 3)}
 
     def hparams(self) -> dict[str, Any]:

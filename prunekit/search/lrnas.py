@@ -49,6 +49,7 @@ from prunekit.registry import MODELS, SEARCHERS
 from prunekit.search.base import Searcher
 from prunekit.search.genotype import PRIMITIVES, Genotype, genotype_from
 from prunekit.search.network import count_params
+from prunekit.search.probe import DEAD_ADV_ACC, choose_radius, default_candidates, probe_radii
 from prunekit.search.scoring import contribution_scores, update_alphas
 from prunekit.search.selection import greedy_select, placeholder_genotype
 from prunekit.search.supernet import SearchNetwork
@@ -74,7 +75,11 @@ class LRNAS(Searcher):
         warmup_epochs: first epoch that scores (the official ``epoch >= 15``).
         samples: permutations (= validation batches) per scoring epoch.
         score_batch_size: validation batch size (default ``batch_size // 2``, official).
-        fgsm_eps: FGSM radius of the scoring (default: the run's eps; official 8/255).
+        fgsm_eps: FGSM radius of the scoring (default: the run's eps; official 8/255), or
+            ``"auto"``: chosen at the first scoring epoch by the radius probe
+            (:mod:`prunekit.search.probe`; candidates ``run eps x 2^-i``, i = 0..5) and kept.
+        probe_ratio: ``auto``'s rule: the largest candidate whose FGSM accuracy is at least this
+            fraction of the clean accuracy (0.5).
         alpha_step, alpha_momentum: the update's 0.1 and 0.8.
         train_portion: fraction of the training set for the weights (0.5).
         strict: never exceed the budget (prunekit option; official: checked before adding).
@@ -94,7 +99,8 @@ class LRNAS(Searcher):
                  epochs: int = 50, batch_size: int = 128, lr: float = 0.1, lr_min: float = 0.0,
                  momentum: float = 0.9, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                  warmup_epochs: int = 15, samples: int = 10, score_batch_size: int | None = None,
-                 fgsm_eps: float | None = None, alpha_step: float = 0.1,
+                 fgsm_eps: float | str | None = None, probe_ratio: float = 0.5,
+                 alpha_step: float = 0.1,
                  alpha_momentum: float = 0.8, train_portion: float = 0.5, strict: bool = False,
                  auxiliary: bool = False, auxiliary_weight: float = 0.4,
                  drop_path_prob: float = 0.0, train_grad_clip: float | None = 5.0,
@@ -126,7 +132,11 @@ class LRNAS(Searcher):
             chk(isinstance(v, (int, float)) and v >= 0, f"{name} must be a number >= 0, got {v!r}")
         chk(0.0 <= alpha_momentum < 1.0, f"alpha_momentum must be in [0, 1), got {alpha_momentum}")
         chk(0.0 < train_portion < 1.0, f"train_portion must be in (0, 1), got {train_portion}")
-        chk(fgsm_eps is None or fgsm_eps >= 0, f"fgsm_eps must be >= 0 or null, got {fgsm_eps}")
+        chk(fgsm_eps is None or fgsm_eps == "auto" or (
+            isinstance(fgsm_eps, (int, float)) and not isinstance(fgsm_eps, bool)
+            and fgsm_eps >= 0), f"fgsm_eps must be a number >= 0, auto or null, got {fgsm_eps!r}")
+        chk(isinstance(probe_ratio, (int, float)) and 0 < probe_ratio <= 1,
+            f"probe_ratio must be in (0, 1], got {probe_ratio!r}")
         chk(0.0 <= drop_path_prob < 1.0, f"drop_path_prob must be in [0, 1), got {drop_path_prob}")
         chk(train_grad_clip is None or train_grad_clip > 0,
             f"train_grad_clip must be > 0 or null, got {train_grad_clip}")
@@ -136,7 +146,8 @@ class LRNAS(Searcher):
         self.momentum, self.weight_decay, self.grad_clip = momentum, weight_decay, grad_clip
         self.warmup_epochs, self.samples = warmup_epochs, samples
         self.score_batch_size = score_batch_size or max(1, batch_size // 2)
-        self.fgsm_eps, self.alpha_step, self.alpha_momentum = fgsm_eps, alpha_step, alpha_momentum
+        self.fgsm_eps, self.probe_ratio = fgsm_eps, float(probe_ratio)
+        self.alpha_step, self.alpha_momentum = alpha_step, alpha_momentum
         self.train_portion, self.strict = float(train_portion), bool(strict)
         self.auxiliary, self.auxiliary_weight = bool(auxiliary), float(auxiliary_weight)
         self.drop_path_prob = float(drop_path_prob)
@@ -175,8 +186,7 @@ class LRNAS(Searcher):
                eps: float | None = None,
                on_epoch_end: Callable[[int], None] | None = None) -> tuple[Any, list[dict]]:
         dev = torch.device(device)
-        radius = self.fgsm_eps if self.fgsm_eps is not None else (
-            eps if eps is not None else spec.eps)
+        run_eps = float(eps if eps is not None else spec.eps)
         with torch.random.fork_rng(devices=[]):
             net, opt, sched, prev = self.setup(spec, seed, dev)
             path = Path(workdir) / "ckpt.pt" if workdir is not None else None
@@ -187,7 +197,8 @@ class LRNAS(Searcher):
                          self.epochs)
             for epoch in range(start, self.epochs):
                 torch.manual_seed(derive_seed_numpy(seed, "search-epoch", epoch))
-                rec = self.epoch(net, opt, train, valid, spec, seed, epoch, radius, prev, dev)
+                rec = self.epoch(net, opt, train, valid, spec, seed, epoch,
+                                 self.scoring_radius(history, run_eps), prev, dev, run_eps)
                 sched.step()
                 history.append(rec)
                 log.info("lrnas epoch %d/%d: %s", epoch + 1, self.epochs,
@@ -221,12 +232,23 @@ class LRNAS(Searcher):
                                                            eta_min=self.lr_min)
         return net, opt, sched, prev
 
+    def scoring_radius(self, history: Sequence[dict[str, Any]], run_eps: float) -> float | None:
+        """The FGSM radius of the scoring: ``fgsm_eps``, else the run's eps; with ``"auto"`` the
+        radius the probe chose at the first scoring epoch (read back from the history, so a
+        resumed search keeps it), or None before it (the next scoring epoch probes)."""
+        if self.fgsm_eps != "auto":
+            return float(self.fgsm_eps if self.fgsm_eps is not None else run_eps)
+        return next((float(r["score_eps"]) for r in history if "score_eps" in r), None)
+
     def epoch(self, net: SearchNetwork, opt: torch.optim.Optimizer, train: Dataset,
-               valid: Dataset, spec: Any, seed: int, epoch: int, eps: float,
-               prev: dict[str, torch.Tensor], dev: torch.device) -> dict[str, Any]:
+              valid: Dataset, spec: Any, seed: int, epoch: int, eps: float | None,
+              prev: dict[str, torch.Tensor], dev: torch.device,
+              run_eps: float | None = None) -> dict[str, Any]:
         """One search epoch (weights on ``train``; from ``warmup_epochs`` on also scoring, the
         alpha update and the epoch's selection); returns its log record (``train_seconds``,
-        ``score_seconds``, ...)."""
+        ``score_seconds``, ...). ``eps`` None (``fgsm_eps: auto`` before its choice): the probe
+        on a held-out validation batch picks it among ``run_eps x 2^-i``; with ``auto`` every
+        scoring epoch records the probe (``eps_probe``)."""
         t0 = time.perf_counter()
         lr = float(opt.param_groups[0]["lr"])
         loss_sum, hits, n = 0.0, 0, 0
@@ -252,6 +274,14 @@ class LRNAS(Searcher):
                                "train_seconds": round(time.perf_counter() - t0, 3)}
         if epoch >= self.warmup_epochs:
             t1 = time.perf_counter()
+            if self.fgsm_eps == "auto":
+                pgen = torch.Generator().manual_seed(derive_seed_numpy(seed, "eps-probe", epoch))
+                px, py = _batch(valid, self.batch_size, pgen, dev)
+                rec["eps_probe"] = probe_radii(net, px, py, default_candidates(
+                    float(run_eps if run_eps is not None else spec.eps)))
+                if eps is None:
+                    eps = choose_radius(rec["eps_probe"], self.probe_ratio)
+            assert eps is not None
             gen = torch.Generator().manual_seed(derive_seed_numpy(seed, "score", epoch))
             batches = [_batch(valid, self.score_batch_size, gen, dev) for _ in range(self.samples)]
             scores, base = contribution_scores(net, batches, eps, gen)
@@ -267,16 +297,32 @@ class LRNAS(Searcher):
         return rec
 
     def summary(self) -> dict[str, Any]:
-        """The base summary plus the scoring's health: the FGSM radius and, per scoring epoch,
-        the full supernet's clean / FGSM accuracy on the scoring batches (an FGSM accuracy of
-        ~0 means the adversarial half of the contribution score carried no information)."""
+        """The base summary plus the scoring's health: the FGSM radius ``score_eps``, per
+        scoring epoch the full supernet's clean / FGSM accuracy on the scoring batches, their
+        means ``score_clean_acc_mean`` / ``score_adv_acc`` and, with ``fgsm_eps: auto``, the
+        probe that chose the radius (``eps_probe``). A mean FGSM accuracy below
+        :data:`~prunekit.search.probe.DEAD_ADV_ACC` adds a ``warnings`` entry (the report marks
+        the row): the adversarial half of the contribution score carried ~no information."""
         out = super().summary()
         scored = [r for r in (self._result.history if self._result else [])
                   if "score_fgsm_acc" in r]
         if scored:
             out["score_eps"] = scored[-1].get("score_eps", self.fgsm_eps)
-            out["score_clean_acc"] = [round(float(r["score_clean_acc"]), 4) for r in scored]
-            out["score_fgsm_acc"] = [round(float(r["score_fgsm_acc"]), 4) for r in scored]
+            clean = [float(r["score_clean_acc"]) for r in scored]
+            adv = [float(r["score_fgsm_acc"]) for r in scored]
+            out["score_clean_acc"] = [round(v, 4) for v in clean]
+            out["score_fgsm_acc"] = [round(v, 4) for v in adv]
+            out["score_clean_acc_mean"] = round(sum(clean) / len(clean), 4)
+            out["score_adv_acc"] = round(sum(adv) / len(adv), 4)
+            probe = next((r["eps_probe"] for r in scored if r.get("eps_probe")), None)
+            if probe is not None:
+                out["eps_probe"] = [{k: round(float(v), 4) for k, v in p.items()} for p in probe]
+            if out["score_adv_acc"] < DEAD_ADV_ACC:
+                out["warnings"] = [f"lrnas: the supernet's FGSM accuracy at the scoring eps "
+                                   f"{float(out['score_eps']):.4g} was {out['score_adv_acc']:.1%} "
+                                   f"(mean over the scoring epochs): the adversarial term of the "
+                                   f"contribution scores was ~dead; lower lrnas.fgsm_eps or set "
+                                   f"it to auto"]
         return out
 
     # -- checkpoints --------------------------------------------------------------------------

@@ -43,21 +43,28 @@ class Zero(nn.Module):
 
 class FactorizedReduce(nn.Module):
     """Halve the resolution: two 1x1 stride-2 convs (the second on the input shifted by one
-    pixel), concatenated to ``C_out`` channels, then BN. ``C_out`` must be even."""
+    pixel), concatenated to ``C_out`` channels, then BN. ``C_out`` must be even.
+
+    The stride-2 1x1 convs are computed as stride-1 1x1 convs of the even pixels
+    (``x[:, :, ::2, ::2]``): the same arithmetic, the same parameters, MACs and output size,
+    because torch 2.14.1's CPU backward of a channels_last 1x1 stride-2 conv with fewer than 8
+    input channels corrupts the heap (``double free or corruption``; the search network's
+    partial-channel reduction edges at C 8, k 4 have 4; tests/test_search_space.py)."""
 
     def __init__(self, C_in: int, C_out: int, affine: bool = True) -> None:
         super().__init__()
         if C_out % 2:
             raise ValueError(f"FactorizedReduce needs an even channel count, got {C_out}")
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, bias=False)
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.relu(x)
         shifted = F.pad(x[:, :, 1:, 1:], (0, 1, 0, 1))  # odd sizes: same output size as conv_1
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
+        return self.bn(torch.cat([self.conv_1(x[:, :, ::2, ::2]),
+                                  self.conv_2(shifted[:, :, ::2, ::2])], dim=1))
 
 
 class ReLUConvBN(nn.Sequential):
