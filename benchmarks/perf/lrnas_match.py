@@ -11,7 +11,9 @@ rows and the sparsity that matches the seeds' mean parameters (``target: params`
 
 ``--final C,LAYERS,BUDGET`` re-selects the genotype from each finished search's alphas for
 another final network / budget (the alphas do not depend on them), to choose a grid's final
-network without searching again.
+network without searching again. ``--write FILE`` stores the searched networks (genotype,
+params, MACs, the searcher's hyperparameters) as the record tests/test_search_grids.py checks
+the grid's pruner targets against (tests/golden/lrnas_fmnist_searched.json).
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/perf/lrnas_match.py \\
         benchmarks/grids/lrnas-fmnist.yaml --workdir /tmp/lrmatch [--seeds 0 1 2] \\
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--final", action="append", default=[],
                     help="C,LAYERS,BUDGET of another final network to re-select for")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--write", help="store the searched networks as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -85,6 +88,7 @@ def main() -> None:
         if alt:
             row["final_alternatives"] = alt
         print(json.dumps(row), flush=True)
+        row["search_hparams"] = s.hparams()
         searched.append((spec, row))
     if pruned_cfg is None or not searched:
         return
@@ -98,6 +102,11 @@ def main() -> None:
         out[f"{key}_match_sparsity"] = round(1.0 - mean / dense_v, 4)
         out[f"{key}_seeds_off_mean"] = [round(v / mean - 1.0, 4) for v in vals]
     print(json.dumps(out), flush=True)
+    if args.write:
+        keep = ("seed", "run_id", "params", "macs", "score_eps", "score_adv_acc", "genotype")
+        record = {"grid": Path(args.grid).name, "search_hparams": searched[0][1]["search_hparams"],
+                  "searched": [{k: r[k] for k in keep} for _, r in searched], **out}
+        Path(args.write).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
