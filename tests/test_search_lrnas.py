@@ -123,6 +123,8 @@ def test_alpha_update_matches_the_official_formula() -> None:
     ({"ops": ["sep_conv_7x7"]}, "ops"), ({"samples": 0}, "samples"),
     ({"lr": -1.0}, "lr"), ({"train_portion": 1.0}, "train_portion"),
     ({"budget": float("nan")}, "budget"), ({"budget": "big"}, "budget"),
+    ({"fgsm_eps": "autoo"}, "fgsm_eps must be a number >= 0, auto or null"),
+    ({"fgsm_eps": -0.1}, "fgsm_eps"), ({"probe_ratio": 0}, "probe_ratio"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(kw: dict, needle: str) -> None:
     with pytest.raises(ValueError) as exc:
