@@ -44,6 +44,14 @@ class ToyFGSM(Attack):
             robust.view(-1, 1, 1, 1), x.detach(), x_adv))
 
 
+class ToyLiar(ToyFGSM):
+    """A broken attack: says every point is robust, the clean-misclassified ones too."""
+    label = "toy liar"
+
+    def run(self, model, x, y):
+        return AttackOutcome(robust=torch.ones(len(x), dtype=torch.bool), x_adv=x)
+
+
 def toy_squares(root=None, split="train", augment=None, download=False, size=12):
     g = torch.Generator().manual_seed(int(split == "test"))
     y = torch.arange(size) % 2
@@ -52,7 +60,7 @@ def toy_squares(root=None, split="train", augment=None, download=False, size=12)
                     class_names=("dark", "bright"))
     return TensorImageDataset((x * 255).round().to(torch.uint8), y, spec, None)
 '''
-TOY_EPS = {"prunekit.attacks": {"toy-fgsm": "toyplug:ToyFGSM"},
+TOY_EPS = {"prunekit.attacks": {"toy-fgsm": "toyplug:ToyFGSM", "toy-liar": "toyplug:ToyLiar"},
            "prunekit.datasets": {"toy-squares": "toyplug:toy_squares"}}
 TOY_PYPROJECT = '''
 [build-system]
@@ -66,6 +74,7 @@ dependencies = ["prunekit"]
 
 [project.entry-points."prunekit.attacks"]
 toy-fgsm = "toyplug:ToyFGSM"
+toy-liar = "toyplug:ToyLiar"
 
 [project.entry-points."prunekit.datasets"]
 toy-squares = "toyplug:toy_squares"
@@ -75,16 +84,21 @@ py-modules = ["toyplug"]
 '''
 
 
-def _pyargs(cwd: Path, select: str, *path: Path) -> str:
-    """``python -m pytest --pyargs prunekit.testing -k select`` in ``cwd`` (outside the
-    repository) with ``path`` on PYTHONPATH; returns the output, asserting that it passed."""
+def _outside(cwd: Path, argv: list[str], *path: Path, code: int = 0) -> str:
+    """``python -m <argv>`` in ``cwd`` (outside the repository) with ``path`` on PYTHONPATH;
+    returns the output, asserting the exit status ``code``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(str(p) for p in path)}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "--pyargs", "prunekit.testing", "-k", select],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-m", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == code, proc.stdout[-3000:] + proc.stderr[-2000:]
     return proc.stdout
+
+
+def _pyargs(cwd: Path, select: str, *path: Path) -> str:
+    """``python -m pytest --pyargs prunekit.testing -k select``, outside the repository."""
+    return _outside(cwd, ["pytest", "-q", "-p", "no:cacheprovider", "--pyargs",
+                          "prunekit.testing", "-k", select], *path)
 
 
 def _toy_package(folder: Path) -> Path:
@@ -112,20 +126,29 @@ def test_repository_tests_reuse_the_shipped_modules() -> None:
     assert all((shipped / f"test_{f}_contract.py").exists() for f in FAMILIES)
 
 
-def test_pyargs_runs_the_contract_on_an_outside_plugin(tmp_path: Path) -> None:
-    site = fake_dist(tmp_path / "site", "prunekit-l1-pruner",
-                     {"prunekit.pruners": {"l1-filter": "l1_pruner:L1Filter"}})
-    out = _pyargs(tmp_path, "l1-filter", site, EXAMPLE)
-    assert passed(out) >= 4, out[-2000:]
-    assert "l1-filter" not in PRUNERS.names()  # this process saw nothing of the install
-
-
-def test_pyargs_runs_attack_and_dataset_contracts_on_a_throwaway_package(tmp_path: Path) -> None:
+def test_pyargs_and_check_on_outside_plugins(tmp_path: Path) -> None:
+    """From an unrelated folder: the shipped tests select and pass an outside pruner
+    (examples/l1_pruner) and a throwaway attack + dataset package; ``prunekit check`` runs the
+    same cases by exact name, and the throwaway package's broken attack fails its contract."""
     pkg = _toy_package(tmp_path / "toyplug")
     site = fake_dist(tmp_path / "site", "toyplug", TOY_EPS, version="0.0.1")
-    out = _pyargs(tmp_path, "toy-fgsm or toy-squares", site, pkg)
-    assert passed(out) == 2 + 4, out[-2000:]   # 2 attack cases, 4 dataset cases, no skips
-    assert "toy-fgsm" not in ATTACKS.names() and "toy-squares" not in DATASETS.names()
+    fake_dist(site, "prunekit-l1-pruner", {"prunekit.pruners": {"l1-filter": "l1_pruner:L1Filter"}})
+    out = _pyargs(tmp_path, "l1-filter or toy-fgsm or toy-squares", site, pkg, EXAMPLE)
+    n_l1 = 9  # every pruner contract case (2 models x 3 tests + 3 bad sparsities)
+    assert passed(out) == n_l1 + 2 + 4 and "skipped" not in out, out[-2000:]
+    for name, reg in (("l1-filter", PRUNERS), ("toy-fgsm", ATTACKS), ("toy-squares", DATASETS)):
+        assert name not in reg.names()  # this process saw nothing of the install
+    out = _outside(tmp_path, ["prunekit", "check", "toy-liar"], site, pkg, code=1)
+    assert "robust where the clean prediction is wrong" in out and "1 failed" in out, out
+
+
+def test_check_refuses_an_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from prunekit.cli import main
+
+    assert main(["check", "l1-channel", "no-such-thing"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("prunekit check: error: 'no-such-thing' is not a registered") and \
+        "\n" not in err
 
 
 @pytest.mark.slow
@@ -138,4 +161,6 @@ def test_pyargs_after_a_real_pip_install(tmp_path: Path) -> None:
                     "--no-build-isolation", "--target", str(site), str(pkg)], check=True)
     assert (site / "toyplug.py").is_file() and list(site.glob("toyplug-0.0.1.dist-info"))
     out = _pyargs(tmp_path, "toy-fgsm or toy-squares", site)
+    assert passed(out) == 2 + 4, out[-2000:]
+    out = _outside(tmp_path, ["prunekit", "check", "toy-fgsm", "toy-squares"], site)
     assert passed(out) == 2 + 4, out[-2000:]
