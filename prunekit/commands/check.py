@@ -5,8 +5,10 @@ the named registered components (built-ins or installed plug-ins) -- the same ca
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from prunekit.errors import UserError
+from prunekit.testing.select import FAMILIES, SelectNames, contract_families
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -23,10 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shlex
-
-    from prunekit.testing.select import FAMILIES, SelectNames, contract_families
-
     canon: set[str] = set()
     for name in args.names:
         fams = contract_families(name)
