@@ -274,13 +274,20 @@ class D2BC(ChannelPruner):
 
     def penalty(self) -> Tensor:
         """``gamma * c^2`` (penalty) or ``lam * c + gamma * c^2`` (lagrangian), with
-        ``c = MACs(b)/MACs_dense - target_ratio()``."""
+        ``c = MACs(b)/MACs_dense - target_ratio()``. While settling, ``b`` are the *free* gates
+        ``1[m > thres]`` (not the projection the forward pass uses), so the constraint keeps
+        its pressure on ``m`` and the ranking the projection reads stays informative (without
+        it the adversarial loss alone pushes every gate to the clamp at 1 and the projection
+        degenerates to its tie-break)."""
         if self.groups is None or not len(self.groups):
             return torch.zeros(())
-        if (self.constraint == "penalty" and self.gamma == 0.0) or self.settle.active:
-            self._violation = None        # settling: feasible by construction, dual frozen
+        if self.constraint == "penalty" and self.gamma == 0.0:
             return torch.zeros(())
-        ratio = self.mac_ratio()
+        if self.settle.active:
+            free = [binarize_ste(m, self.thres) for m in self.gate_params]
+            ratio = self.groups.cost(self.target, free) / self.groups.dense_cost(self.target)
+        else:
+            ratio = self.mac_ratio()
         if self._start_ratio is None:
             self._start_ratio = float(ratio.detach())
         c = ratio - self.target_ratio()
