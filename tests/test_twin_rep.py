@@ -293,3 +293,43 @@ def test_bad_hyperparameters_raise_one_line(method, bad):
     with pytest.raises(ValueError) as err:
         PRUNERS.build(method, sparsity=0.5, **bad)
     assert "\n" not in str(err.value) and next(iter(bad)) in str(err.value)
+
+
+@pytest.mark.slow
+def test_paper_grid_end_to_end_at_toy_size(tmp_path):
+    """paper-twinrep-cifar10.yaml (the official recipe) at toy size (benchmarks/paper_toy.py's
+    overrides, 2 prune-stage epochs with the prune after the first): dense, twin-rep and
+    twin-rep-channel at 90 % on vgg16 and resnet18, TRADES, standard AutoAttack."""
+    import csv
+    import json
+    import sys
+    from pathlib import Path
+
+    from prunekit.cli import main as prunekit
+
+    root = Path(__file__).resolve().parents[1]
+    found = [a / "shared" / "data" / "cifar10-jpeg-q75.tar.gz" for a in root.parents]
+    archive = next((a for a in found if a.exists()), None)
+    if archive is None:
+        pytest.skip("the shared CIFAR-10 archive is not here")
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        import paper_toy
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    args = ["bench", str(root / "benchmarks" / "grids" / "paper-twinrep-cifar10.yaml"), "--out",
+            str(tmp_path), "--threads", "1", "--no-table", "--only", "sparsity=0.0", "--only",
+            "sparsity=0.9", "--only", "loss.name=trades"]
+    for item in [*paper_toy.toy_overrides(str(archive), 128, 8), "prune.epochs=2",
+                 "twin-rep.pruning_epoch=2", "twin-rep-channel.pruning_epoch=2"]:
+        args += ["--set", item]
+    assert prunekit(args) == 0
+    with open(tmp_path / "results.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
+    assert {(r["model"], r["method"]) for r in rows} == {
+        (m, k) for m in ("vgg16", "resnet18") for k in ("dense", "twin-rep", "twin-rep-channel")}
+    for r in rows:
+        if r["method"] != "dense":
+            s = json.loads(r["method_summary"])
+            assert s["pruned_after_epochs"] == 1 and s["finalize_agreement"] == 1.0, s
