@@ -15,7 +15,8 @@ L2 norm of the channel's effective filters (official ``group_lasso``, train.py:2
 lowest are removed globally (official ``structured_pruning``, train.py:267-299: one global
 threshold over all layers, at least one filter kept per layer); training goes on with the channels
 gated. :meth:`TwinRepChannel.finalize` folds ``W_eff`` into plain weights and removes the gated
-channels physically (:class:`prunekit.pruning.channel.ChannelPruner`), so the compacted model is an
+channels physically (:class:`prunekit.pruning.channel.ChannelPruner`; the fixed keep masks and
+their state come from ``baselines._common.FixedChannelSelection``), so the compacted model is an
 ordinary smaller network with the masked model's outputs.
 
 Deviations (docs/baselines.md, Twin-Rep):
@@ -47,10 +48,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
-from prunekit.pruning.channel import ChannelPruner, select_by_macs
+from prunekit.pruning.channel import select_by_macs
 from prunekit.pruning.groups import ChannelGroups, channel_norms
 
-from baselines._common import check_choice
+from baselines._common import FixedChannelSelection, check_choice
 from baselines.twin_rep_core import (REPARAMS, check_pruning_epoch, fold, prune_due,
                                      reparametrize)
 
@@ -59,7 +60,7 @@ __all__ = ["TwinRepChannel"]
 log = logging.getLogger(__name__)
 
 
-class TwinRepChannel(ChannelPruner):
+class TwinRepChannel(FixedChannelSelection):
     """Twin-Rep / Channel-Rep with one-shot group-lasso channel pruning (``twin-rep-channel``).
 
     Args:
@@ -94,7 +95,6 @@ class TwinRepChannel(ChannelPruner):
         lam = self._number(group_lasso, f"group_lasso must be a number >= 0, got {group_lasso!r}")
         self._check(lam >= 0.0, f"group_lasso must be >= 0, got {lam}")
         self.group_lasso = lam
-        self.keep: list[Tensor] = []
         self._modules: dict[str, nn.Module] = {}
         self._pruned_after: int | str | None = None
         self._summary: dict[str, Any] = {}
@@ -112,9 +112,6 @@ class TwinRepChannel(ChannelPruner):
                  self.reparam, len(groups))
         if self.pruning_epoch <= 1:
             self.prune(0)
-
-    def group_gates(self) -> list[Tensor]:
-        return [k.float() for k in self.keep]
 
     def group_scores(self) -> list[Tensor]:
         return self.group_norms()
@@ -174,14 +171,10 @@ class TwinRepChannel(ChannelPruner):
 
     def state_dict(self) -> dict[str, Any]:
         """Kept channels and when the prune happened (``W`` and ``A`` / ``U`` are model state)."""
-        return {"keep": [k.clone() for k in self.keep], "pruned_after": self._pruned_after,
+        return {**super().state_dict(), "pruned_after": self._pruned_after,
                 "summary": dict(self._summary)}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        keep = list(state["keep"])
-        if len(keep) != len(self.keep):
-            raise ValueError(f"twin-rep-channel state has {len(keep)} groups, the attached "
-                             f"model {len(self.keep)}")
-        self.keep = [k.to(device=old.device, dtype=torch.bool) for k, old in zip(keep, self.keep)]
+        super().load_state_dict(state)
         self._pruned_after = state.get("pruned_after")
         self._summary = dict(state.get("summary") or {})
