@@ -153,8 +153,9 @@ class TwinRep(Pruner):
     def summary(self) -> dict[str, Any]:
         """``pruned_after_epochs`` (dense epochs before the prune, or ``"finalize"``),
         ``threshold`` (smallest kept ``|W * U|``), ``removed_norm_fraction`` (share of
-        ``sum (W * U)^2`` the prune removed: small = the twin weights had concentrated the
-        magnitude on the kept weights, the paper's implicit sparsity)."""
+        ``sum (W * U)^2`` the prune removed; reference at the initialisation, two independent
+        uniform factors: 3.9 % at 50 % sparsity, 53 % at 90 %; one uniform weight: 12.5 % and
+        73 %: lower values mean the training concentrated the magnitude on the kept weights)."""
         return dict(self._summary)
 
     # -- state ----------------------------------------------------------------------------------
