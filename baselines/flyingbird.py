@@ -179,10 +179,11 @@ class FlyingBird(Pruner):
         freq = self.update_frequency
         if self.second_frequency is not None and step // per_epoch > epochs / 2:
             freq = self.second_frequency                    # utils.py:283-285 (--dynamic_fre)
+        self._apply()        # first, so regrown weights start at zero with zero momentum
         if done % freq == 0 and done < total:
             self._update(death_rate_at(done, total, self.death_rate, self.death_rate_min,
                                        self.decay))
-        self._apply()
+            self._apply()
 
     def _update(self, rate: float) -> None:
         """One topology update of every layer at death rate ``rate``."""
