@@ -84,6 +84,9 @@ class FlyingBird(Pruner):
         update_frequency: optimizer steps between topology updates (official 900).
         second_frequency: steps between updates once ``epoch > epochs / 2`` (official
             ``--dynamic_fre``: 1200); None keeps ``update_frequency`` throughout.
+        fix: never update the topology (official ``--fix``, ``main_adv.py:63``,
+            ``utils.py:288``): static random sparse training from the same start -- the
+            control that isolates the dynamic topology.
         seed: mask-sampling seed; None = drawn at ``attach`` from the run's RNG stream.
         include_stem / include_classifier: also sparsify the first conv / the last linear.
 
@@ -101,7 +104,7 @@ class FlyingBird(Pruner):
     def __init__(self, sparsity: float, *, init: str = "igq", growth: str = "random",
                  death_rate: float = 0.5, death_rate_min: float = 0.005, decay: str = "cosine",
                  update_frequency: int = 900, second_frequency: int | None = 1200,
-                 seed: int | None = None, include_stem: bool = False,
+                 fix: bool = False, seed: int | None = None, include_stem: bool = False,
                  include_classifier: bool = False) -> None:
         super().__init__(sparsity)
         self.init = check_choice("init", init, INITS)
@@ -123,7 +126,7 @@ class FlyingBird(Pruner):
         self._check(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                     f"seed must be an integer or null, got {seed!r}")
         self.update_frequency, self.second_frequency = update_frequency, second_frequency
-        self.seed = seed
+        self.seed, self.fix = seed, bool(fix)
         self.include_stem, self.include_classifier = bool(include_stem), bool(include_classifier)
         self._layers: dict[str, nn.Module] = {}
         self._masks: dict[str, Tensor] = {}
@@ -180,7 +183,7 @@ class FlyingBird(Pruner):
         if self.second_frequency is not None and step // per_epoch > epochs / 2:
             freq = self.second_frequency                    # utils.py:283-285 (--dynamic_fre)
         self._apply()        # first, so regrown weights start at zero with zero momentum
-        if done % freq == 0 and done < total:
+        if not self.fix and done % freq == 0 and done < total:
             self._update(death_rate_at(done, total, self.death_rate, self.death_rate_min,
                                        self.decay))
             self._apply()
