@@ -10,10 +10,7 @@ end to end."""
 from __future__ import annotations
 
 import copy
-import csv
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,29 +276,3 @@ def test_pipeline_trains_from_scratch_end_to_end(tmp_path):
     assert summary["finalize_agreement"] == 1.0 and summary["finalize_logit_change"] == 0.0
     assert not summary.get("warnings")
 
-
-ROOT = Path(__file__).resolve().parents[1]
-_ARCHIVES = [up / "shared" / "data" / "cifar10-jpeg-q75.tar.gz" for up in ROOT.parents[:2]]
-ARCHIVE = next((a for a in _ARCHIVES if a.exists()), _ARCHIVES[0])   # checkout or worktree
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not ARCHIVE.exists(), reason="the shared CIFAR-10 archive is not here")
-def test_paper_grid_end_to_end_at_toy_size(tmp_path: Path) -> None:
-    """paper-flyingbird-cifar10.yaml at toy size (benchmarks/paper_toy.py): dense, flyingbird
-    and its static control (fix) at 90 % on vgg16 and resnet18, PGD-AT, standard AutoAttack."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import paper_toy
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    # 192 images / batch 64 = 3 steps: one topology update (step 2; step 3 is the last)
-    assert paper_toy.run(str(tmp_path), [], data_root=str(ARCHIVE), train=192, n_eval=8,
-                         grids=paper_toy.FLYINGBIRD_GRIDS) == 0
-    with open(tmp_path / "results.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    assert len(rows) == 6 and all(r["status"] == "ok" for r in rows)
-    assert sorted((r["model"], r["method"]) for r in rows) == sorted(
-        (m, k) for m in ("vgg16", "resnet18") for k in ("dense", "flyingbird", "flyingbird"))
-    fb = [json.loads(r["method_summary"]) for r in rows if r["method"] == "flyingbird"]
-    assert sorted(s["updates"] for s in fb) == [0, 0, 1, 1]   # fix: none
