@@ -83,8 +83,11 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=12, help="evaluation images (every attack)")
     ap.add_argument("--third-wave", action="store_true",
                     help=f"run {', '.join(THIRD_WAVE_GRIDS)} instead of the ANAS-P paper grids")
+    ap.add_argument("--flyingbird", action="store_true",
+                    help=f"run {', '.join(FLYINGBIRD_GRIDS)} instead of the ANAS-P paper grids")
     args = ap.parse_args()
     grids = THIRD_WAVE_GRIDS if args.third_wave else PAPER_GRIDS
+    grids = FLYINGBIRD_GRIDS if args.flyingbird else grids
     sys.exit(run(args.out, args.only, args.data, args.train, args.n_eval, grids))
 
 
