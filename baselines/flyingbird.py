@@ -117,12 +117,13 @@ class FlyingBird(Pruner):
                                                            f"got {death_rate_min!r}")
         self._check(0.0 <= self.death_rate_min <= self.death_rate,
                     f"death_rate_min must be in [0, death_rate], got {death_rate_min}")
-        for name, v in (("update_frequency", update_frequency),
-                        ("second_frequency", second_frequency)):
-            self._check((v is None and name == "second_frequency")
-                        or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
-                        f"{name} must be an integer >= 1{' or null' * (name[0] == 's')}, "
-                        f"got {v!r}")
+        def positive_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+        self._check(positive_int(update_frequency),
+                    f"update_frequency must be an integer >= 1, got {update_frequency!r}")
+        self._check(second_frequency is None or positive_int(second_frequency),
+                    f"second_frequency must be an integer >= 1 or null, got {second_frequency!r}")
         self._check(seed is None or (isinstance(seed, int) and not isinstance(seed, bool)),
                     f"seed must be an integer or null, got {seed!r}")
         self.update_frequency, self.second_frequency = update_frequency, second_frequency
