@@ -32,7 +32,7 @@ GRIDS = Path(__file__).resolve().parent / "grids"
 PAPER_GRIDS = ("paper-cifar10", "paper-cifar100", "paper-tinyimagenet")
 #: the methods of the third wave (issue 22) with their official recipes: run into their own --out
 THIRD_WAVE_GRIDS = ("paper-harp-cifar10",)
-#: FlyingBird's own recipe (sparse training from scratch, tests/test_flyingbird.py)
+#: FlyingBird's own recipe (sparse training from scratch, tests/test_paper_toy.py)
 FLYINGBIRD_GRIDS = ("paper-flyingbird-cifar10",)
 ARCHIVE = "../shared/data/cifar10-jpeg-q75.tar.gz"  # resolved from the grid's ancestors
 
