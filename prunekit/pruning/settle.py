@@ -8,7 +8,9 @@ finalize then made the cut on weights that never trained with it (10.5 % of the 
 predictions changed). Projecting for the last epoch(s) is the standard projected-gradient
 answer to a hard budget: the forward pass uses the budget-feasible kept set with the largest
 gate values (:func:`prunekit.pruning.channel.select_by_macs`, MACs-greedy, the same ranking
-calibration uses), the gates keep learning through the straight-through estimator, and the
+calibration uses), the gates keep learning through the straight-through estimator under the
+adversarial loss *and* the constraint term on the free gates (so ``m`` keeps ranking the
+channels instead of saturating at the clamp), and the
 weights co-adapt with the final architecture, so finalize is a no-op on the predictions. The
 free search's own reduction is still reported (``free_reduction_at_settle``,
 ``free_reduction_end``) so a reader sees how close the unconstrained dynamics came.
@@ -57,7 +59,7 @@ class Settler:
         if self.stage_epochs is None:
             if epoch == 0:
                 log.warning("d2bc: settle_epochs=%d but the prune stage's length is unknown "
-                            "(stage_scheduler was not called); no settle phase",
+                            "(begin_stage was not called); no settle phase",
                             self.settle_epochs)
             return
         if epoch + 1 >= self.stage_epochs - self.settle_epochs:
