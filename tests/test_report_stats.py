@@ -186,3 +186,14 @@ def test_min_detectable_difference_has_80_percent_power() -> None:
     z = sps.norm.ppf                                 # normal approximation, a bit smaller
     assert (z(0.975) + z(0.8)) * sd / math.sqrt(6) < mdd < 1.5 * (z(0.975) + z(0.8)) * sd / math.sqrt(6)
     assert math.isnan(min_detectable_difference([1.0]))
+
+
+def test_rounding_error_is_no_spread() -> None:
+    """Per-seed differences of exactly 10 points computed from float means differ by rounding
+    errors; that is no spread (no interval, no seed-level p, no MDD), not a t of 1e14."""
+    from prunekit.bench.stats import min_detectable_difference, seed_t_test
+    d = [100 * (0.6 - 0.5), 100 * (0.7 - 0.6), 100 * (0.4 - 0.3)]
+    assert np.std(d, ddof=1) > 0                                  # the floats do differ
+    assert math.isnan(t_interval(d).lo) and t_interval(d).std == 0.0
+    assert math.isnan(seed_t_test(d)) and math.isnan(min_detectable_difference(d))
+    assert not math.isnan(seed_t_test([10.0, 10.5, 9.0]))

@@ -141,9 +141,11 @@ def _spread(xs: Sequence[float]) -> float:
     return max(xs) / min(xs) - 1 if len(xs) > 1 else math.nan
 
 
-def budget_sentence(cells: Mapping[str, CellBudget], ref_name: str) -> str:
-    """One sentence on the training budgets of a comparison table: ``cells`` maps each compared
-    cell's printed name (the reference included, as ``ref_name``) to its budget."""
+def budget_sentence(cells: Mapping[str, CellBudget], flagged: Mapping[str, str]) -> str:
+    """One sentence on the training budgets of a comparison table: ``cells`` maps each paired
+    cell's printed name (the reference cells included) to its budget; ``flagged`` the cells
+    whose budget differs from the reference cell they were paired with -> the
+    :func:`budget_note` saying how."""
     unknown = [k for k, c in cells.items() if c.unknown]
     known = {k: c for k, c in cells.items() if c.known}
     if not known:
@@ -156,25 +158,15 @@ def budget_sentence(cells: Mapping[str, CellBudget], ref_name: str) -> str:
         text = (f"Training budget: equal epochs after pretraining ({afters.pop()}) for every "
                 f"method, pretraining {pres.pop()} epochs")
     else:
-        ref = known.get(ref_name)
-        odd = [k for k, c in known.items() if ref is not None and k != ref_name
-               and c.epochs != ref.epochs]
         text = ("Training budget: epochs after pretraining differ -- "
-                + "; ".join(f"{k} {c.epochs_text()}" for k, c in known.items())
-                + (f" (differing from {ref_name}: {', '.join(odd)})" if odd else ""))
+                + "; ".join(f"{k} {c.epochs_text()}" for k, c in known.items()))
     for what, attr in (("training forward passes", "passes"), ("training CPU seconds", "cpu_s")):
-        vals = {k: getattr(c, attr) for k, c in known.items()}
-        s = _spread(list(vals.values()))
-        if math.isnan(s):
-            text += f"; {what} not recorded"
-            continue
-        text += f"; {what} within {100 * s:.1f} % (largest / smallest cell mean)"
-        if attr == "passes" and ref_name in vals and vals[ref_name] > 0:
-            off = [f"{k} {v / vals[ref_name]:.2f}×" for k, v in vals.items()
-                   if k != ref_name and not math.isnan(v) and abs(v / vals[ref_name] - 1) >
-                   SAME_BUDGET]
-            if off:
-                text += f" (beyond {100 * SAME_BUDGET:g} % of {ref_name}'s: {', '.join(off)})"
+        s = _spread([getattr(c, attr) for c in known.values()])
+        text += (f"; {what} not recorded" if math.isnan(s) else
+                 f"; {what} within {100 * s:.1f} % (largest / smallest cell mean)")
+    if flagged:
+        text += "; differs from its reference: " + "; ".join(
+            f"{k} ({v.removeprefix('training budget differs: ')})" for k, v in flagged.items())
     if unknown:
         text += (f"; unknown for {', '.join(unknown)} (rows without the schema-v3 training "
                  f"columns)")

@@ -85,20 +85,24 @@ def comparison_table(comps: Sequence[Comparison], labels: Mapping[str, str],
 
 
 def table_budget(sub: pd.DataFrame, comps: Sequence[Comparison], reference: str) -> str:
-    """The training-budget sentence of one comparison table: every compared cell and the
+    """The training-budget sentence of one comparison table: every paired cell and the
     reference cells they were paired with (prunekit.bench.budget)."""
     cells = {k: g for k, g in sub.groupby(CELL_KEYS, sort=False, dropna=False)}
+    paired = [c for c in comps if c.paired]
+    ref_cells = [k for k in cells if k[1] == reference and k[0] in {c.loss for c in paired}]
     budgets: dict[str, CellBudget] = {}
-    ref_cells = [k for k in cells if k[1] == reference]
+    flagged: dict[str, str] = {}
     for k in ref_cells:
         name = method_label(k[1], k[2]) + (f" {100 * k[3]:g}%" if len(ref_cells) > 1 else "")
-        budgets[name if len(ref_cells) > 1 else method_label(reference)] = cell_budget(cells[k])
-    for c in comps:
+        budgets[name] = cell_budget(cells[k])
+    for c in paired:
         k = (c.loss, c.method, c.variant, c.sparsity)
+        name = f"{method_label(c.method, c.variant)} {100 * c.sparsity:g}%"
         if k in cells:
-            budgets.setdefault(f"{method_label(c.method, c.variant)} {100 * c.sparsity:g}%",
-                               cell_budget(cells[k]))
-    return budget_sentence(budgets, method_label(reference))
+            budgets.setdefault(name, cell_budget(cells[k]))
+        if c.budget_note:
+            flagged[name] = c.budget_note
+    return budget_sentence(budgets, flagged)
 
 
 def comparison_notes(ref: str, comps: Sequence[Comparison], n_resamples: int, seed: int,

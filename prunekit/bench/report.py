@@ -319,11 +319,12 @@ def _comparisons(rep: Report, key: str, ok: pd.DataFrame, sub: pd.DataFrame,
         warned = _warned(cells)
         t = comparison_table(comps, labels, list(warned), intervals, cross=bool(other))
         rep.tables[tkey] = t
-        cross = (f"Across model families: {ref} ran on {other}, the rows on "
+        lab = method_label(ref)
+        cross = (f"Across model families: {lab} ran on {other}, the rows on "
                  f"{sub['model'].iloc[0]}; paired on the same evaluation examples (identical "
-                 f"per-example index), same loss, seed and fold; MACs/params ×ref are absolute "
-                 f"measured MACs and non-zero parameters; matched = the costs within 5 % of "
-                 f"{ref}'s, with every relative gap.") if other else ""
+                 f"per-example index), same loss, seed index and fold; MACs/params ×ref are the "
+                 f"absolute measured MACs and non-zero parameters; matched = the costs within "
+                 f"5 % of {lab}'s, with every relative gap.") if other else ""
         notes = comparison_notes(ref, comps, n_resamples, seed, intervals, cross) + "\n" + \
             table_budget(pool, comps, ref)
         caption = f"{what}: paired comparison against {ref}" + (
