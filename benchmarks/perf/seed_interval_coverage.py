@@ -87,7 +87,7 @@ def main() -> None:
           "boot | width t / nested / crossed (points) | reject: seed t-test | reject: report rule |")
     print("|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     for seeds in (3, 6):
-        for sd_seed, sd_ex in ((0.3, 0.0), (0.3, 0.5), (0.05, 0.5)):
+        for sd_seed, sd_ex in ((0.3, 0.0), (0.3, 0.5), (0.05, 0.5), (0.05, 1.5)):
             r = run(seeds, args.n, sd_seed, sd_ex, args.reps, args.boot, rng)
             print(f"| {seeds} | {sd_seed} | {sd_ex} | {100 * r['cover_t']:.1f} % | "
                   f"{100 * r['cover_nested']:.1f} % | {100 * r['cover_crossed']:.1f} % | "

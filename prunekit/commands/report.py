@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).write_text(rep.text)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.csv_dir:
-        from prunekit.bench.csvout import write_csv_tables
+        from prunekit.bench.csvout import write_csv_tables  # deferred: pandas (report)
         for p in write_csv_tables(rep, Path(args.csv_dir)):
             print(f"wrote {p}", file=sys.stderr)
     for p in rep.plots:
