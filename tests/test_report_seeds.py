@@ -227,3 +227,13 @@ def test_csv_output_holds_the_numbers(tmp_path: Path) -> None:
         assert r["significant"] == str(int(c.significant)) and r["basis"] == "seeds"
     table = list(csv.reader(open(out / "comparison-synthetic-vgg-small-0.1.csv")))
     assert "MDD clean" in table[0] and (out / "accuracy-synthetic-vgg-small-0.1.csv").exists()
+
+
+def test_grid_bench_versus_is_checked_before_the_grid_runs() -> None:
+    from prunekit.bench.grid import Grid
+    base = {"method": "dense", "dataset": "fashion_mnist", "model": "vgg-small"}
+    assert Grid.from_dict({"base": base, "bench": {"versus": "dense,random-channel"}}) \
+        .bench["versus"] == "dense,random-channel"
+    Grid.from_dict({"base": base, "bench": {"versus": ["dense", "lrnas"]}})
+    with pytest.raises(ConfigError, match="bench versus must be a method name"):
+        Grid.from_dict({"base": base, "bench": {"versus": 3}})

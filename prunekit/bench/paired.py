@@ -128,8 +128,10 @@ def comparison_notes(ref: str, comps: Sequence[Comparison], n_resamples: int, se
                  f"t-test of those differences, Holm-corrected over the {n_seed} seed-level tests "
                  "of this table; MDD = the smallest true difference (points) that test detects "
                  "with 80 % power at the 5 % level given the observed seed std "
-                 "(statsmodels TTestPower): a non-significant Δ smaller than the MDD is not "
-                 "detectable with these seeds, not shown absent. * with several seeds = the "
+                 "(statsmodels TTestPower), at the unadjusted 5 % level (after Holm a "
+                 "difference must be larger still): a non-significant Δ smaller than the MDD "
+                 "is not detectable with these seeds, not shown absent. * with several seeds = "
+                 "the "
                  "seed-level test rejects and the example-level test rejects too (both after "
                  "Holm: the difference survives retraining and the test-set draw).")
     if one:

@@ -6,10 +6,13 @@ One set of tables per (dataset, model, eps) -- runs at different eps are never a
    targets and the measured costs beside it (MACs, MACs reduction, parameters, non-zero
    parameter reduction), then clean, every attack that ran (labelled by what ran) and the
    per-example worst case, each with its 95 % interval (prunekit.bench.cells);
-2. **paired comparisons** against a reference method (``versus``, default ``dense``): difference
-   in points, paired-bootstrap interval, Holm-corrected p of the exact McNemar test (one seed)
-   or of the example-level sign-flip test (several; prunekit.bench.compare), and the computed
-   reading (prunekit.bench.reading);
+2. **paired comparisons** against each reference method (``versus``: one or a comma list,
+   default ``dense``; one of another model family is paired across families:
+   prunekit.bench.versus): difference in points, paired-bootstrap interval, Holm-corrected p
+   of the exact McNemar test (one seed) or of the example-level sign-flip test, with several
+   seeds the seed-level interval, p and minimum detectable difference, which decide
+   (prunekit.bench.compare, prunekit.bench.paired), the training-budget sentence
+   (prunekit.bench.budget) and the computed reading (prunekit.bench.reading);
 3. **equal cost**: robust accuracy of each method at common measured MACs and at common
    non-zero parameter counts (prunekit.bench.equalcost).
 
