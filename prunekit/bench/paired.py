@@ -22,7 +22,8 @@ from prunekit.bench.reading import SAME_COST, matched_costs
 from prunekit.bench.tables import (MISSING, WARN_MARK, fmt_diff, fmt_gap, fmt_p, fmt_points,
                                    fmt_ratio, fmt_seed_interval)
 
-__all__ = ["comparison_table", "comparison_notes", "table_budget", "matched_text"]
+__all__ = ["comparison_table", "comparison_notes", "table_budget", "matched_text",
+           "per_metric"]
 
 _COSTS = ("MACs", "non-zero params")
 
@@ -82,6 +83,35 @@ def comparison_table(comps: Sequence[Comparison], labels: Mapping[str, str],
         if (table["passes ×ref"] == MISSING).all():
             table = table.drop(columns="passes ×ref")
     return table
+
+
+def _metric_columns(lab: str) -> dict[str, str]:
+    """The columns of one metric in :func:`comparison_table` -> their header without it."""
+    return {f"Δ {lab} (points)": "Δ (points)", f"p {lab} (Holm)": "p (Holm)",
+            f"seeds 95 % {lab}": "seeds 95 %", f"p seeds {lab} (Holm)": "p seeds (Holm)",
+            f"MDD {lab}": "MDD"}
+
+
+def per_metric(table: pd.DataFrame, labels: Sequence[str]) -> list[tuple[str, pd.DataFrame]]:
+    """``table`` split into one table per metric label (the shared columns, then that metric's
+    with the metric left out of the headers: it goes into the caption); for LaTeX, where one
+    table of every metric would be scaled past legibility. Each keeps only its metric's notes."""
+    metric_cols = {lab: _metric_columns(lab) for lab in labels}
+    every = {c for cols in metric_cols.values() for c in cols}
+    shared = [c for c in table.columns if c not in every and c != "note"]
+    out = []
+    for lab, cols in metric_cols.items():
+        have = [c for c in cols if c in table.columns]
+        if not have:
+            continue
+        part = table[shared + have].rename(columns=cols)
+        if "note" in table.columns:
+            others = [f"{o}: " for o in labels if o != lab]
+            part = part.assign(note=["; ".join(n for n in str(v).split("; ")
+                                               if not any(n.startswith(o) for o in others))
+                                     for v in table["note"]])
+        out.append((lab, part))
+    return out
 
 
 def table_budget(sub: pd.DataFrame, comps: Sequence[Comparison], reference: str) -> str:

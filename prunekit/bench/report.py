@@ -33,7 +33,7 @@ import pandas as pd
 from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_names, prepare, \
     summarize
 from prunekit.bench.compare import Comparison, compare, pick_reference
-from prunekit.bench.paired import comparison_notes, comparison_table, table_budget
+from prunekit.bench.paired import comparison_notes, comparison_table, per_metric, table_budget
 from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
 from prunekit.bench.examples import attack_meta
 from prunekit.bench.latex import PREAMBLE
@@ -332,7 +332,12 @@ def _comparisons(rep: Report, key: str, ok: pd.DataFrame, sub: pd.DataFrame,
             table_budget(pool, comps, ref)
         caption = f"{what}: paired comparison against {ref}" + (
             f" ({other}, across model families)" if other else "")
-        parts.append(render(t, fmt, caption, notes, tkey))
+        if fmt == "latex":  # one float per metric: all of them in one would not be legible
+            used = [labels[m] for m in metrics if m in labels]
+            parts += [render(part, fmt, f"{caption}: {lab}", notes, f"{tkey}:{lab}")
+                      for lab, part in per_metric(t, used)]
+        else:
+            parts.append(render(t, fmt, caption, notes, tkey))
         robust = WORST if WORST in metrics else metrics[-1]
         attacks = [m for m in labels if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
         readings.append(reading(comps, robust, f"{labels.get(robust, robust)} = "
