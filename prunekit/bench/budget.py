@@ -34,11 +34,9 @@ _PRETRAIN = "pretrain"
 
 
 def _num(v: Any) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return x
+    """A CSV cell as a float; empty or unreadable is NaN (unknown)."""
+    x = pd.to_numeric(pd.Series([v], dtype=object), errors="coerce").iloc[0]
+    return float(x) if pd.notna(x) else math.nan
 
 
 @dataclass(frozen=True)
