@@ -250,3 +250,47 @@ def test_lagrangian_dual_meets_the_target_where_the_fixed_penalty_stalls() -> No
     assert abs(ends["lagrangian"] - 0.7) < 0.015 and abs(ends["penalty"] - 0.7) > 0.03
     with pytest.raises(ValueError, match="constraint must be one of"):
         PRUNERS.build("d2bc", sparsity=0.5, constraint="dual")
+
+
+def test_settle_phase_projects_onto_the_budget_and_finalize_is_lossless() -> None:
+    """Issue 19: with ``settle_epochs`` the last epoch(s) of the search train with the gates
+    projected onto the MACs budget (largest gate values first). The gates still get gradients
+    while settling, the constraint term still acts on the free gates (they do not all saturate
+    at the clamp under the re-opening pull), finalize
+    does not calibrate and changes no prediction, the summary keeps the free search's reduction,
+    and the settle state survives state_dict / load_state_dict."""
+    from prunekit.pruning.hard_prune import probe_logits
+    model, x, p = _setup(sparsity=0.6, gamma=10.0, constraint="lagrangian", dual_lr=2.0,
+                         gate_lr_mult=1.0, settle_epochs=1, seed=0)
+    p.stage_scheduler(None, type("Stage", (), {"epochs": 3})())
+    opt = torch.optim.SGD(list(p.gate_params), lr=0.05)
+    for epoch in range(3):
+        for step in range(20):
+            pull = -2.0 * torch.cat([m for m in p.gate_params]).mean()  # re-opening pull
+            loss = pull + p.penalty()
+            opt.zero_grad()
+            loss.backward()
+            if p.settle.active:
+                assert all(m.grad is not None and m.grad.abs().sum() > 0 for m in p.gate_params)
+            opt.step()
+            p.on_step_end(epoch * 20 + step)
+        p.on_epoch_end(epoch)
+        assert p.settle.active == (epoch >= 1)
+    assert p.settle.facts["settled_at_epoch"] == 2
+    red = p.macs_reduction()
+    assert 0.6 <= red < 0.6 + 0.02                      # feasible, within one block
+    assert abs(p._free_reduction() - 0.6) < 0.05        # the free gates still near the target
+    assert float(torch.cat([m.detach() for m in p.gate_params]).eq(1.0).float().mean()) < 0.5
+    q = _setup(sparsity=0.6, constraint="lagrangian", settle_epochs=1, seed=0)[2]
+    q.load_state_dict(p.state_dict())
+    assert q.settle.active and [torch.equal(a, b) for a, b in
+                                zip(q.keep_masks(), p.keep_masks())] == [True] * len(p.gate_params)
+    model.eval()
+    before = probe_logits(model, x)
+    small = p.finalize(model)
+    s = p.summary()
+    assert s["calibrated"] is False and abs(s["final_reduction"] - red) < 1e-9
+    assert {"free_reduction_at_settle", "free_reduction_end", "settled_at_epoch"} <= set(s)
+    assert torch.equal(before.argmax(1), probe_logits(small.eval(), x).argmax(1))
+    with pytest.raises(ValueError, match="settle_epochs must be"):
+        PRUNERS.build("d2bc", sparsity=0.5, settle_epochs=-1)

@@ -29,6 +29,9 @@ SETTINGS = {
     "hydra-channel": {"sparsity": 0.5},
     "admm": {"sparsity": 0.9, "admm_interval": 1, "interval_unit": "epoch"},
     "admm-filter": {"sparsity": 0.5, "admm_interval": 1, "interval_unit": "epoch"},
+    # Twin-Rep: the re-parametrised forward costs the same before and after its one-shot prune
+    "twin-rep": {"sparsity": 0.9},
+    "twin-rep-channel": {"sparsity": 0.5},
 }
 
 

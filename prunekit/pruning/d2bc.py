@@ -70,6 +70,7 @@ from torch import Tensor, nn
 
 from prunekit.pruning.channel import ChannelPruner, select_by_macs
 from prunekit.pruning.groups import ChannelGroups, channel_norms
+from prunekit.pruning.settle import Settler
 from prunekit.registry import PRUNERS
 from prunekit.seeding import method_seed
 
@@ -117,6 +118,8 @@ class D2BC(ChannelPruner):
             (``constraint="lagrangian"``).
         anneal_steps: steps over which the target moves from the initial reduction to
             ``sparsity`` (0 = the target from the first step; ``constraint="lagrangian"``).
+        settle_epochs: the last ``settle_epochs`` epochs of the prune stage train with the gates
+            projected onto the budget (:mod:`prunekit.pruning.settle`); 0 = off (default).
 
     Example::
 
@@ -133,7 +136,7 @@ class D2BC(ChannelPruner):
                  calibrate_tol: float = 0.005, round_to: int = 1, seed: int | None = None,
                  include_stem: bool = False,
                  include_classifier: bool = False, constraint: str = "penalty",
-                 dual_lr: float = 1.0, anneal_steps: int = 0,
+                 dual_lr: float = 1.0, anneal_steps: int = 0, settle_epochs: int = 0,
                  **hparams: Any) -> None:
         super().__init__(sparsity, include_stem=include_stem,
                          include_classifier=include_classifier, **hparams)
@@ -162,6 +165,10 @@ class D2BC(ChannelPruner):
         self._check(isinstance(anneal_steps, int) and not isinstance(anneal_steps, bool)
                     and anneal_steps >= 0,
                     f"anneal_steps must be an integer >= 0, got {anneal_steps!r}")
+        self._check(isinstance(settle_epochs, int) and not isinstance(settle_epochs, bool)
+                    and settle_epochs >= 0,
+                    f"settle_epochs must be an integer >= 0, got {settle_epochs!r}")
+        self.settle = Settler(settle_epochs, self._projection, self._free_reduction)
         self.constraint = constraint
         self.dual_lr = float(dual_lr)
         self.anneal_steps = anneal_steps
@@ -211,7 +218,34 @@ class D2BC(ChannelPruner):
                         "" if self.include_stem else "; include_stem=True lifts the limit")
 
     def group_gates(self) -> list[Tensor]:
+        if self.settle.active and self.settle.masks is not None:  # projected, straight-through
+            return [k.to(m.dtype) + (m - m.detach()) for m, k in zip(self.gate_params,
+                                                                     self.settle.masks)]
         return [binarize_ste(m, self.thres) for m in self.gate_params]
+
+    def _projection(self) -> list[Tensor]:
+        """The budget-feasible kept set with the largest gate values (calibration's ranking)."""
+        assert self.groups is not None
+        keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params], self.sparsity,
+                              multiple_of=self.round_to, tiebreak=self._filter_rms(),
+                              cost=self.target)
+        return [k.to(m.device) for m, k in zip(self.gate_params, keep)]
+
+    def _free_reduction(self) -> float:
+        """Reduction of the unprojected gates ``1[m > thres]``."""
+        assert self.groups is not None
+        with torch.no_grad():
+            kept = self.groups.cost(self.target, [(m.detach() > self.thres).float()
+                                                  for m in self.gate_params])
+        return 1.0 - float(kept) / self.groups.dense_cost(self.target)
+
+    def stage_scheduler(self, optimizer: torch.optim.Optimizer, stage: Any) -> None:
+        """Learns the prune stage's length (for the settle phase); the stage's own schedule."""
+        self.settle.begin_stage(int(getattr(stage, "epochs", 0)))
+        return None
+
+    def on_epoch_end(self, epoch: int) -> None:
+        self.settle.epoch_end(epoch)
 
     def group_scores(self) -> list[Tensor]:
         return [m.detach() for m in self.gate_params]
@@ -240,12 +274,20 @@ class D2BC(ChannelPruner):
 
     def penalty(self) -> Tensor:
         """``gamma * c^2`` (penalty) or ``lam * c + gamma * c^2`` (lagrangian), with
-        ``c = MACs(b)/MACs_dense - target_ratio()``."""
+        ``c = MACs(b)/MACs_dense - target_ratio()``. While settling, ``b`` are the *free* gates
+        ``1[m > thres]`` (not the projection the forward pass uses), so the constraint keeps
+        its pressure on ``m`` and the ranking the projection reads stays informative (without
+        it the adversarial loss alone pushes every gate to the clamp at 1 and the projection
+        degenerates to its tie-break)."""
         if self.groups is None or not len(self.groups):
             return torch.zeros(())
         if self.constraint == "penalty" and self.gamma == 0.0:
             return torch.zeros(())
-        ratio = self.mac_ratio()
+        if self.settle.active:
+            free = [binarize_ste(m, self.thres) for m in self.gate_params]
+            ratio = self.groups.cost(self.target, free) / self.groups.dense_cost(self.target)
+        else:
+            ratio = self.mac_ratio()
         if self._start_ratio is None:
             self._start_ratio = float(ratio.detach())
         c = ratio - self.target_ratio()
@@ -262,41 +304,48 @@ class D2BC(ChannelPruner):
             with torch.no_grad():
                 for m in self.gate_params:
                     m.clamp_(0.0, 1.0)
+        self.settle.refresh()
 
     # -- finalize -------------------------------------------------------------------------------
     def finalize(self, model: nn.Module) -> nn.Module:
         """Optionally calibrate the kept set to the target, then compact (see ChannelPruner)."""
         if self.groups is None:
             raise ValueError("finalize() must be given the model passed to attach()")
-        search = self.reduction()
+        search = self.reduction()        # of the projected gates while settling
+        settle = self.settle.finish()
         recovery = self._recovery()
+        if self.settle.active and self.settle.masks is not None:   # bake the projection into m
+            self._set_kept(self.settle.masks)
+            self.settle.active = False
         calibrated = False
-        off = abs(search - self.sparsity) > self.calibrate_tol or self.round_to > 1
+        off = abs(search - self.sparsity) > self.calibrate_tol or (self.round_to > 1
+                                                                   and not settle)
         if self.calibrate and off and len(self.groups):
-            keep = select_by_macs(self.groups, [m.detach() for m in self.gate_params],
-                                  self.sparsity, multiple_of=self.round_to,
-                                  tiebreak=self._filter_rms(), cost=self.target)
-            with torch.no_grad():  # move m across the threshold where the kept set changes
-                for m, k in zip(self.gate_params, keep):
-                    on = (m > self.thres)
-                    k = k.to(m.device)
-                    m[k & ~on] = min(1.0, self.thres + 1e-3)
-                    m[~k & on] = self.thres
+            self._set_kept(self._projection())
             calibrated = True
         final = self.reduction()
         kept = int(sum(int(k.sum()) for k in self.keep_masks()))
         self.calibration = {"search_reduction": search, "final_reduction": final,
-                            "calibrated": calibrated, **recovery, "kept_final": kept}
+                            "calibrated": calibrated, **settle, **recovery, "kept_final": kept}
         log.info("d2bc: analytic MACs reduction %.4f at the end of search, %.4f final (target "
                  "%.4f, calibrated=%s); %d of %d channels closed at init re-opened",
                  search, final, self.sparsity, calibrated, recovery["reopened"],
                  recovery["closed_at_init"])
         return super().finalize(model)
 
+    def _set_kept(self, keep: list[Tensor]) -> None:
+        """Move ``m`` across the threshold where the kept set changes to ``keep``."""
+        with torch.no_grad():
+            for m, k in zip(self.gate_params, keep):
+                on = (m > self.thres)
+                k = k.to(m.device)
+                m[k & ~on] = min(1.0, self.thres + 1e-3)
+                m[~k & on] = self.thres
+
     def _recovery(self) -> dict[str, int]:
         """Channel counts of the search: closed at init, re-opened, closed during the search."""
         closed0 = torch.cat([m0 <= self.thres for m0 in self._m0]) if self._m0 else None
-        open_now = torch.cat([m.detach().cpu() > self.thres for m in self.gate_params])
+        open_now = torch.cat([k.cpu() for k in self.keep_masks()])
         if closed0 is None or closed0.numel() != open_now.numel():
             return {"channels": int(open_now.numel())}
         closed0 = closed0.cpu()
@@ -331,7 +380,7 @@ class D2BC(ChannelPruner):
         return {"m": [m.detach().clone() for m in self.gate_params],
                 "m0": [m.clone() for m in self._m0], "init_seed": self.init_seed,
                 "calibration": dict(self.calibration), "lam": self.lam, "steps": self._steps,
-                "start_ratio": self._start_ratio}
+                "start_ratio": self._start_ratio, "settle": self.settle.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         ms = list(state["m"])
@@ -351,3 +400,4 @@ class D2BC(ChannelPruner):
         self.lam = float(state.get("lam", 0.0))
         self._steps = int(state.get("steps", 0))
         self._start_ratio = state.get("start_ratio")
+        self.settle.load_state_dict(state.get("settle"))

@@ -306,11 +306,12 @@ def build_groups(model: nn.Module, example_inputs: Tensor, *, include_stem: bool
 
 
 def channel_norms(groups: ChannelGroups, weights: Mapping[str, Tensor] | None = None,
-                  p: int = 2) -> list[Tensor]:
+                  p: int = 2, detach: bool = True) -> list[Tensor]:
     """Per-channel norm of each group (root channel order) over the output filters of *all* the
     group's convs (coupled channels share one norm): the L2 norm of the concatenated filters
     (``p=2``) or the sum of their absolute values (``p=1``). ``weights`` maps conv name to the
-    weight to use (default: every group conv's own weight); convs absent from it are skipped."""
+    weight to use (default: every group conv's own weight); convs absent from it are skipped.
+    ``detach=False`` keeps the graph (a differentiable group-lasso term, ``twin-rep-channel``)."""
     if weights is None:
         named = dict(groups.model.named_modules())
         weights = {n: named[n].weight for g in groups for n in g.convs}
@@ -320,7 +321,7 @@ def channel_norms(groups: ChannelGroups, weights: Mapping[str, Tensor] | None = 
         for name in g.convs:
             if name not in weights:
                 continue
-            w = weights[name].detach()
+            w = weights[name].detach() if detach else weights[name]
             sl = g.out_slices[name]
             rows = w.flatten(1)[sl.idxs.to(w.device)]
             v = rows.abs().sum(1) if p == 1 else rows.pow(2).sum(1)
