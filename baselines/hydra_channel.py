@@ -4,8 +4,9 @@ The official HYDRA code has no structured variant (inspire-group/hydra issue #1)
 everything HYDRA does -- scaled score initialisation from the pretrained weights, top-k of
 ``|s|`` with a straight-through gradient, weights frozen while the scores (and BN affine
 parameters) train -- but with one score per output channel of every torch-pruning dependency
-group (residual-coupled channels share one score, as in D2BC), the gate applied after the
-normalisation layers by :class:`prunekit.pruning.channel.ChannelPruner`, and the pruned channels
+group (residual-coupled channels share one score, as in D2BC), the gate applied on the layers
+that consume the group's channels by :class:`prunekit.pruning.channel.ChannelPruner`
+(prunekit/pruning/gating.py), and the pruned channels
 removed physically at :meth:`finalize`.
 
 Choices (docs/baselines.md): the score of channel ``c`` starts at

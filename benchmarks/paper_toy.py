@@ -32,6 +32,8 @@ GRIDS = Path(__file__).resolve().parent / "grids"
 PAPER_GRIDS = ("paper-cifar10", "paper-cifar100", "paper-tinyimagenet")
 #: the methods of the third wave (issue 22) with their official recipes: run into their own --out
 THIRD_WAVE_GRIDS = ("paper-harp-cifar10",)
+#: FlyingBird's own recipe (sparse training from scratch, tests/test_paper_toy.py)
+FLYINGBIRD_GRIDS = ("paper-flyingbird-cifar10",)
 ARCHIVE = "../shared/data/cifar10-jpeg-q75.tar.gz"  # resolved from the grid's ancestors
 
 
@@ -45,6 +47,7 @@ def toy_overrides(data_root: str = ARCHIVE, train: int = 256, n_eval: int = 12) 
         "pretrain.epochs": 1, "prune.epochs": 1, "finetune.epochs": 1,
         "hydra.prune.epochs": 1, "hydra.finetune.epochs": 1,
         "admm.prune.epochs": 1, "admm.finetune.epochs": 1, "admm.admm_interval": 1,
+        "flyingbird.update_frequency": 2, "flyingbird.second_frequency": 3,
         "eval.n_examples": n_eval, "eval.batch_size": n_eval,
     }
     return [f"{k}={v}" for k, v in sets.items()]
@@ -80,8 +83,11 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=12, help="evaluation images (every attack)")
     ap.add_argument("--third-wave", action="store_true",
                     help=f"run {', '.join(THIRD_WAVE_GRIDS)} instead of the ANAS-P paper grids")
+    ap.add_argument("--flyingbird", action="store_true",
+                    help=f"run {', '.join(FLYINGBIRD_GRIDS)} instead of the ANAS-P paper grids")
     args = ap.parse_args()
     grids = THIRD_WAVE_GRIDS if args.third_wave else PAPER_GRIDS
+    grids = FLYINGBIRD_GRIDS if args.flyingbird else grids
     sys.exit(run(args.out, args.only, args.data, args.train, args.n_eval, grids))
 
 

@@ -1,5 +1,5 @@
 """The ``prunekit`` command: ``train``, ``eval``, ``bench``, ``report``, ``list``, ``export``,
-``import``.
+``check``, ``import``.
 
 Each subcommand lives in ``prunekit/commands/<name>.py`` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` (which sets ``func``). Errors a user can fix
@@ -22,7 +22,7 @@ from prunekit.registry import OptionError, RegistryError
 
 __all__ = ["main"]
 
-COMMANDS = ("train", "eval", "bench", "report", "list", "export")
+COMMANDS = ("train", "eval", "bench", "report", "list", "export", "check")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -14,12 +14,12 @@ import functools
 import inspect
 import logging
 from importlib import metadata
-from typing import Any
+from typing import Any, Sequence
 
 from prunekit.attacks.parse import parse_attack
 from prunekit.registry import ATTACKS, DATASETS, LOSSES, MODELS, PRUNERS, SEARCHERS
 
-__all__ = ["distribution_of", "run_plugins", "NOT_INSTALLED"]
+__all__ = ["distribution_of", "run_plugins", "component_plugins", "NOT_INSTALLED"]
 
 log = logging.getLogger(__name__)
 NOT_INSTALLED = "(not installed)"
@@ -78,12 +78,24 @@ def _safe(fn: Any, name: str) -> str:
 def run_plugins(cfg: Any) -> dict[str, Any]:
     """``{"model": "vgg-small=prunekit 0.3.0", "dataset": ..., "loss": ..., "pruner" (or
     "searcher"): ..., "attacks": ["pgd-50-10=prunekit 0.3.0", ...]}`` for a RunConfig."""
-    family, reg = ("searcher", SEARCHERS) if cfg.method in SEARCHERS else ("pruner", PRUNERS)
-    return {
-        "model": _safe(_model_dist, cfg.model.name),
-        "dataset": _safe(lambda n: distribution_of(DATASETS.get(n)), cfg.data.dataset),
-        "loss": _safe(lambda n: distribution_of(LOSSES.get(n)), cfg.loss.name),
-        family: _safe(lambda n: distribution_of(reg.get(n)), cfg.method),
-        "attacks": [_safe(lambda n: distribution_of(parse_attack(n).cls), a)
-                    for a in cfg.eval.attacks],
-    }
+    return component_plugins(model=cfg.model.name, dataset=cfg.data.dataset, loss=cfg.loss.name,
+                             method=cfg.method, attacks=cfg.eval.attacks)
+
+
+def component_plugins(model: str | None = None, dataset: str | None = None,
+                      loss: str | None = None, method: str | None = None,
+                      attacks: Sequence[str] = ()) -> dict[str, Any]:
+    """The same record for the components given (``prunekit eval``: model, dataset, attacks);
+    a family not given is left out."""
+    out: dict[str, Any] = {}
+    if model:
+        out["model"] = _safe(_model_dist, model)
+    if dataset:
+        out["dataset"] = _safe(lambda n: distribution_of(DATASETS.get(n)), dataset)
+    if loss:
+        out["loss"] = _safe(lambda n: distribution_of(LOSSES.get(n)), loss)
+    if method:
+        family, reg = ("searcher", SEARCHERS) if method in SEARCHERS else ("pruner", PRUNERS)
+        out[family] = _safe(lambda n: distribution_of(reg.get(n)), method)
+    out["attacks"] = [_safe(lambda n: distribution_of(parse_attack(n).cls), a) for a in attacks]
+    return out

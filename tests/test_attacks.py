@@ -327,48 +327,6 @@ def test_call_contract(toys) -> None:
     assert out.robust.dtype == torch.bool and out.x_adv.dtype == torch.float32
 
 
-# -- registry-driven contract: every registered attack (plug-ins included) ---------------------
-EPS_C = 0.2   # large for the tiny untrained model: the expensive attacks finish quickly
-@pytest.mark.parametrize("name", prunekit.ATTACKS.names())
-def test_attack_contract(name: str) -> None:
-    """Each registered attack, built from its canonical name on a tiny model: declared metadata
-    well formed, flags bool [B] on the CPU and never robust where clean-wrong, every broken
-    point re-verifies (inside the eps-ball, in [0, 1], misclassified), the caller's modes
-    restored, and seeded attacks reproducible."""
-    from prunekit.attacks import NORMS, eval_mode, registered_names
-    from prunekit.eval.checks import count_unverified
-
-    cls = prunekit.ATTACKS.get(name)
-    spec = next(parse_attack(n) for n in registered_names(cls) if cls.parse(n) is not None)
-    short = {k: 3 if k == "steps" else 1 if k == "restarts" else v  # iterative: a few steps
-             for k, v in spec.params.items()}
-    attack = cls(EPS_C, seed=1, **short)
-    m = attack.meta
-    assert m.label and m.components and set(m.norms) <= set(NORMS) and "Linf" in m.norms
-    assert m.box in ("white", "black", "mixed") and set(m.record()) == {
-        "name", "label", "components", "norms", "box", "targeted", "standard"}
-    assert parse_attack(attack.canonical()).build(EPS_C, seed=1).same_as(attack)
-    model = _tiny().train()
-    x = torch.rand(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        y = model.eval()(x).argmax(1)
-    y[:2] = (y[:2] + 1) % 10
-    model.train()
-    out = attack(model, x, y)
-    assert model.training and all(mod.training for mod in model.modules())
-    assert out.robust.dtype == torch.bool and out.robust.shape == (8,) and not out.robust.is_cuda
-    assert not out.robust[:2].any()
-    clean = torch.ones(8, dtype=torch.bool)
-    clean[:2] = False
-    with eval_mode(model):
-        bad, *_ = count_unverified(model, x, y, clean, out.robust, out.x_adv, EPS_C, "Linf")
-    assert bad == 0
-    if m.seeded and not m.ensemble:   # (an ensemble's stages are checked one by one)
-        with eval_mode(model):
-            again = attack(model, x, y)
-        assert torch.equal(again.robust, out.robust)
-
-
 def test_resume_with_a_reused_attack(toys, tmp_path) -> None:
     from prunekit.eval import RobustnessEvaluator
 

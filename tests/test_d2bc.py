@@ -262,7 +262,7 @@ def test_settle_phase_projects_onto_the_budget_and_finalize_is_lossless() -> Non
     from prunekit.pruning.hard_prune import probe_logits
     model, x, p = _setup(sparsity=0.6, gamma=10.0, constraint="lagrangian", dual_lr=2.0,
                          gate_lr_mult=1.0, settle_epochs=1, seed=0)
-    p.stage_scheduler(None, type("Stage", (), {"epochs": 3})())
+    p.begin_stage(3, 20)
     opt = torch.optim.SGD(list(p.gate_params), lr=0.05)
     for epoch in range(3):
         for step in range(20):

@@ -3,6 +3,7 @@ table, appends one CSV row through the results store, one-line errors."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,10 @@ def test_cli_eval_prints_table_and_appends_row(checkpoint, tmp_path, capsys) -> 
     assert row["method"] == "dense" and float(row["eps"]) == 0.1
     assert 0.0 <= float(row["pgd_acc"]) <= float(row["clean_acc"]) <= 1.0
     assert row["apgd_acc"] in ("", "nan") and row["checks"]
+    v = prunekit.__version__   # what this evaluation used, by distribution (issue 24)
+    assert json.loads(row["plugins"]) == {
+        "model": f"vgg-small=prunekit {v}", "dataset": f"fashion_mnist=prunekit {v}",
+        "attacks": [f"pgd-2-1=prunekit {v}", f"pgd-3-1=prunekit {v}"]}
     assert main(args) == 0  # same evaluation again: the store keeps one row per run_id
     assert len(list(csv.DictReader(out_csv.open()))) == 1
 

@@ -59,11 +59,11 @@ def test_discovered_and_parsed_by_its_own_class(mifgsm: Any) -> None:
 
 
 def test_contract_tests_pick_it_up(mifgsm: Path) -> None:
-    """tests/test_attacks.py's registry-driven contract, in a fresh process that sees the
+    """The attack contract (prunekit.testing), in a fresh process that sees the
     'installed' plug-in, selects and passes ``mi-fgsm``."""
-    contract = Path(__file__).resolve().parent / "test_attacks.py"
-    out = run_tests(contract, "contract and mi-fgsm", [mifgsm, EXAMPLE])
-    assert passed(out) == 1, out[-2000:]
+    contract = Path(__file__).resolve().parent / "test_attack_contract.py"
+    out = run_tests(contract, "mi-fgsm", [mifgsm, EXAMPLE])
+    assert passed(out) == 2, out[-2000:]
 
 
 def test_evaluated_beside_pgd_and_stored(mifgsm: Any, model, test_set, tmp_path) -> None:

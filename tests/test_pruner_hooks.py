@@ -1,6 +1,7 @@
 """The Pruner lifecycle extensions (issue 22): sparse training from scratch
 (``needs_pretrain = False``), a calibration pass over data with the run's loss (``calibrate``),
-and the prune-stage optimizer handed to the pruner (``bind_optimizer``)."""
+the prune-stage optimizer handed to the pruner (``bind_optimizer``) and the stage's length
+(``begin_stage``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -35,6 +36,9 @@ class ScratchCalibrated(GatePruner):
         type(self).calls.append(("bind", any(p is self.gate for g in optimizer.param_groups
                                             for p in g["params"])))
 
+    def begin_stage(self, epochs: int, steps_per_epoch: int) -> None:
+        type(self).calls.append(("begin", epochs, steps_per_epoch))
+
     def on_step_end(self, step: int) -> None:
         type(self).calls.append(("step", bool(self.optimizer.state)))
 
@@ -58,6 +62,7 @@ def test_from_scratch_calibrate_and_bind(tmp_path, scratch):
     # device, a fresh batch each time; then the optimizer; then steps that see its state
     assert calls[0] == ("calibrate", False, True, (16, 1, 12, 12), True, "cpu", True)
     assert calls[1] == ("bind", True)
+    assert calls[2] == ("begin", 1, 3)  # the stage's length, before its first step
     steps = [c for c in calls if c[0] == "step"]
     assert len(steps) == 3 and all(s[1] for s in steps)  # 48 examples / batch 16
 

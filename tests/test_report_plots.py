@@ -65,3 +65,39 @@ def test_vector_formats_and_dpi(tmp_path: Path) -> None:
     with Image.open(png[0]) as im:
         assert abs(im.info["dpi"][0] - 80) < 1
     assert main(["report", str(V1), "--plots", str(out), "--plot-format", "gif"]) == 2
+
+
+def test_min_span_limits() -> None:
+    lim = plots.min_span_limits
+    assert lim(50.0, 90.0, 10.0) is None                       # wide enough: matplotlib's own
+    assert lim(90.0, 90.0, 10.0, 1.0) == (84.0, 96.0)          # centred, offsets' room added
+    assert lim(98.0, 98.0, 10.0, 1.0, within=(0.0, 100.0)) == (89.0, 101.0)   # kept in range
+    assert lim(0.0, 0.0, 10.0, 0.0, within=(0.0, 100.0)) == (0.0, 10.0)
+
+
+def test_one_sparsity_and_close_costs_get_a_sensible_x_range(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """One target sparsity (and unstructured costs a few percent apart) no longer stretch over
+    the whole width: the linear axis spans >= 10 points around 90 %, the log axes >= 4x."""
+    import pandas as pd
+
+    rows = pd.read_csv(V1, dtype=str, keep_default_na=False)
+    rows = rows[rows["target_sparsity"].astype(float).isin([0.0, 0.9])
+                & (rows["method"] != "d2bc") & (rows["loss"] == "trades")]
+    csv = tmp_path / "one.csv"
+    rows.to_csv(csv, index=False)
+    spans: dict[str, tuple[float, float]] = {}
+    real = plots._Saver.__call__
+
+    def spy(self, plt, fig, stem):
+        spans[stem.name] = fig.axes[0].get_xlim()
+        return real(self, plt, fig, stem)
+
+    monkeypatch.setattr(plots._Saver, "__call__", spy)
+    report(csv, plots_dir=tmp_path / "plots", n_resamples=100)
+    lo, hi = spans["acc_vs_sparsity_worst"]
+    assert hi - lo >= plots.MIN_SPAN_SPARSITY and lo < 90 < hi and hi <= 102
+    for name in ("pareto_macs", "pareto_params"):
+        lo, hi = spans[name]
+        assert hi / lo >= plots.MIN_SPAN_COST, (name, lo, hi)

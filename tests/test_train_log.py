@@ -36,3 +36,14 @@ def test_log_file_gets_header_then_one_line_per_epoch(tmp_path: Path) -> None:
     assert all(re.search(r"loss [\d.]+, clean [\d.]+ %, adv [\d.]+ %, [\d.]+ s/epoch, ETA ", e)
                for e in epochs)
     assert "\r" not in log.read_text() and "it/s" not in proc.stderr  # no tqdm off a terminal
+
+
+def test_cli_start_loads_no_scipy_pandas_or_matplotlib() -> None:
+    """What runs before the header is the import of the CLI: torch, and nothing heavy that
+    training does not need (scipy.stats alone cost ~1 CPU-s there; the report's pandas,
+    statsmodels and matplotlib load when a report is made)."""
+    code = ("import sys, prunekit.cli; print(' '.join(m for m in ('scipy', 'pandas', "
+            "'matplotlib', 'statsmodels') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.stdout.strip() == "", out.stdout

@@ -3,7 +3,7 @@
 ``data: {dataset: stripes, size: 64, period: 4}``: grayscale images of horizontal (class 0) or
 vertical (class 1) stripes at a random phase, plus noise; ``size`` and ``period`` are this
 dataset's own options of the ``data:`` config section. The dataset contract tests
-(tests/test_dataset_contract.py) run on it once its entry point is installed.
+(``python -m pytest --pyargs prunekit.testing -k stripes``) run on it once its entry point is installed.
 """
 from __future__ import annotations
 

@@ -14,6 +14,10 @@ one run, t-interval over seeds/folds for several -- and every figure says which 
 One colour and one marker per method, fixed across every figure of a report (in the report's
 method order, :func:`method_styles`); series that share x values are drawn with small x offsets
 (a fraction of a point of sparsity, or a few percent on the log axes) so none hides another.
+An x axis never spans less than ``MIN_SPAN_SPARSITY`` points of sparsity or a factor of
+``MIN_SPAN_COST`` in cost (:func:`min_span_limits`): one target sparsity, or costs a few percent
+apart, would otherwise be stretched over the whole width, the offsets reading as different
+sparsities and a 4 % cost difference as a factor.
 
 ``<group>`` = ``<dataset>_<model>_eps<eps>``, only when the CSV holds several groups.
 """
@@ -33,7 +37,8 @@ from prunekit.bench.labels import WORST
 from prunekit.bench.tables import fmt_count
 from prunekit.errors import ConfigError
 
-__all__ = ["make_plots", "method_styles", "PLOT_FORMATS"]
+__all__ = ["make_plots", "method_styles", "min_span_limits", "PLOT_FORMATS",
+           "MIN_SPAN_SPARSITY", "MIN_SPAN_COST"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ PLOT_FORMATS = ("png", "pdf", "svg")
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*")
 #: x offset between neighbouring series: points of sparsity (linear axis), factor (log axis)
 _DX_LIN, _DX_LOG = 0.6, 0.025
+#: the narrowest x axes: points of sparsity (acc_vs_sparsity), a cost factor (Pareto, log axis)
+MIN_SPAN_SPARSITY, MIN_SPAN_COST = 10.0, 4.0
 
 
 def _pyplot():
@@ -130,6 +137,40 @@ def _offsets(n: int) -> np.ndarray:
     """Centred offsets -k..k (in units of one step) for n series."""
     return np.arange(n) - (n - 1) / 2
 
+def min_span_limits(lo: float, hi: float, min_span: float, margin: float = 0.0,
+                    within: tuple[float, float] | None = None) -> tuple[float, float] | None:
+    """x limits centred on the data range ``[lo, hi]`` that span at least ``min_span`` (plus
+    ``margin`` each side, room for the series offsets), shifted to stay inside ``within`` (plus
+    the margin) where given; None when the data already span ``min_span`` (matplotlib's own
+    limits are then fine)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi - lo >= min_span:
+        return None
+    half = min_span / 2 + margin
+    left, right = (lo + hi) / 2 - half, (lo + hi) / 2 + half
+    if within is not None:
+        shift = max(0.0, right - within[1] - margin) - max(0.0, within[0] - margin - left)
+        left, right = left - shift, right - shift
+    return left, right
+
+
+def _widen(ax: Any, x: np.ndarray, n_series: int, log: bool) -> None:
+    """Apply :func:`min_span_limits` to ``ax`` for the true (un-offset) x values ``x``."""
+    x = x[np.isfinite(x) & ((x > 0) if log else np.isfinite(x))]
+    if not len(x):
+        return
+    room = _offsets(max(n_series, 1))[-1] + 1.0       # the outermost offset plus one step
+    if log:
+        lim = min_span_limits(math.log10(x.min()), math.log10(x.max()),
+                              math.log10(MIN_SPAN_COST), room * math.log10(1 + _DX_LOG))
+        if lim:
+            ax.set_xlim(10 ** lim[0], 10 ** lim[1])
+    else:
+        lim = min_span_limits(float(x.min()), float(x.max()), MIN_SPAN_SPARSITY,
+                              room * _DX_LIN, within=(0.0, 100.0))
+        if lim:
+            ax.set_xlim(*lim)
+
+
 def _bars(ivs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Means (%) and asymmetric error bars (%) of a list of Intervals (NaN ends -> no bar)."""
     y = np.array([100 * iv.mean for iv in ivs])
@@ -168,6 +209,8 @@ def _acc_vs_sparsity(cells: pd.DataFrame, metric: str, label: str, title: str,
             ax.errorbar(g["target_sparsity"] * 100 + shift[name], y, yerr=err, capsize=2.5,
                         ms=4.5, lw=1.2, elinewidth=0.9, **st,
                         label=f"{name} ({tgt})" if tgt and tgt != "none" else name)
+        _widen(ax, np.concatenate([g["target_sparsity"].to_numpy(float) * 100
+                                   for n, g in series] or [np.array([])]), len(series), False)
         ax.set_title(f"{title}: {loss}", fontsize=9)
         ax.set_xlabel("target sparsity (%) of what the method targets")
         ax.grid(alpha=0.3)
@@ -224,6 +267,7 @@ def _pareto(cells: pd.DataFrame, metric: str, label: str, axis: str, title: str,
             ax.step(fx, fy, where="post", color="gray", ls=":", lw=1.5, label="Pareto front",
                     zorder=0)
         ax.set_xscale("log")
+        _widen(ax, part["_x"].to_numpy(float), len(names), True)
         if absolute:
             _log_ticks(ax)
         ax.set_title(f"{title}: {loss}", fontsize=9)

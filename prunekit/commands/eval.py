@@ -22,6 +22,7 @@ from prunekit.eval.evaluator import DEFAULT_ATTACKS
 from prunekit.eval.examples import is_examples_file
 from prunekit.eval.state import check_state_path
 from prunekit.paths import output_file
+from prunekit.plugins import component_plugins
 from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.registry import DATASETS
 
@@ -158,6 +159,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  warning: {w}")
     row = _row(args, res, meta, dataset, float(eps), str(ev._target_device(model)), prunekit,
                torch)
+    # what this evaluation used (the training's loss and pruner are in the run's own row)
+    row["plugins"] = json.dumps(component_plugins(
+        model=(getattr(model, "prunekit_spec", None) or {}).get("name"), dataset=dataset,
+        attacks=res.attacks), sort_keys=True)
     if args.examples:
         _check_examples_target(args.examples)  # again: it may have appeared meanwhile
         res.write_examples(args.examples, run_id=row["run_id"], dataset=dataset)

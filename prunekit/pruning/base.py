@@ -7,6 +7,7 @@ The training pipeline drives a pruner like this::
     pruner.calibrate(model, batches, adv_loss)                # only if the method overrides it
     opt = SGD(pruner.param_groups(model), lr=...)             # what trains in the prune stage
     pruner.bind_optimizer(opt)
+    pruner.begin_stage(epochs, len(loader))
     for step, (x, y) in enumerate(loader):
         loss = adv_loss(model, x, y)[0] + pruner.penalty()
         loss.backward(); opt.step(); pruner.on_step_end(step)
@@ -133,6 +134,13 @@ class Pruner(Hyperparameters, abc.ABC):
         restored into it); default: ignored. For methods whose mask updates touch the
         optimizer's state, e.g. FlyingBird zeroing the momentum of pruned weights in
         :meth:`on_step_end`."""
+
+    def begin_stage(self, epochs: int, steps_per_epoch: int) -> None:
+        """Receive the prune stage's length right before its first step (again on a resumed
+        run, after :meth:`load_state_dict`): ``epochs`` and the optimizer steps per epoch, so
+        :meth:`on_step_end` sees indices ``0 .. epochs * steps_per_epoch - 1``; default:
+        ignored. For schedules over the whole stage, e.g. FlyingBird's cosine-decaying death
+        rate (its ``T_max`` is the stage's step count)."""
 
     def penalty(self) -> Tensor:
         """Term added to the adversarial loss during the prune stage; default 0."""

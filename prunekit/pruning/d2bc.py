@@ -239,10 +239,9 @@ class D2BC(ChannelPruner):
                                                   for m in self.gate_params])
         return 1.0 - float(kept) / self.groups.dense_cost(self.target)
 
-    def stage_scheduler(self, optimizer: torch.optim.Optimizer, stage: Any) -> None:
-        """Learns the prune stage's length (for the settle phase); the stage's own schedule."""
-        self.settle.begin_stage(int(getattr(stage, "epochs", 0)))
-        return None
+    def begin_stage(self, epochs: int, steps_per_epoch: int) -> None:
+        """The prune stage's length, for the settle phase (``fit`` calls it)."""
+        self.settle.begin_stage(epochs)
 
     def on_epoch_end(self, epoch: int) -> None:
         self.settle.epoch_end(epoch)
@@ -274,11 +273,8 @@ class D2BC(ChannelPruner):
 
     def penalty(self) -> Tensor:
         """``gamma * c^2`` (penalty) or ``lam * c + gamma * c^2`` (lagrangian), with
-        ``c = MACs(b)/MACs_dense - target_ratio()``. While settling, ``b`` are the *free* gates
-        ``1[m > thres]`` (not the projection the forward pass uses), so the constraint keeps
-        its pressure on ``m`` and the ranking the projection reads stays informative (without
-        it the adversarial loss alone pushes every gate to the clamp at 1 and the projection
-        degenerates to its tie-break)."""
+        ``c = MACs(b)/MACs_dense - target_ratio()``; while settling ``b`` are the free gates
+        ``1[m > thres]``, so ``m`` keeps ranking the channels (:mod:`prunekit.pruning.settle`)."""
         if self.groups is None or not len(self.groups):
             return torch.zeros(())
         if self.constraint == "penalty" and self.gamma == 0.0:
@@ -318,8 +314,9 @@ class D2BC(ChannelPruner):
             self._set_kept(self.settle.masks)
             self.settle.active = False
         calibrated = False
-        off = abs(search - self.sparsity) > self.calibrate_tol or (self.round_to > 1
-                                                                   and not settle)
+        # after a settle phase the kept set already is calibration's selection
+        off = not settle and (abs(search - self.sparsity) > self.calibrate_tol
+                              or self.round_to > 1)
         if self.calibrate and off and len(self.groups):
             self._set_kept(self._projection())
             calibrated = True

@@ -14,11 +14,12 @@ out-channels included). The classifier's out-channels (the classes) only matter 
 ``root_module_types`` contains ``nn.Linear``; ``include_classifier=True`` then stops ignoring it.
 Its *input* channels are always pruned together with the group that feeds them.
 
-Where the mask acts (``ChannelGroup.mask_sites``): the output of every normalisation module of
-the group, plus the output of every conv of the group that does not feed *only* normalisation
-modules of the group (pre-activation blocks such as WRN add the conv output to the stream before
-any BN). With masks there, a masked channel is exactly zero wherever it is consumed, so removing
-it physically changes nothing (tests/test_compaction.py).
+Gates act on a group's ``consumers`` (prunekit/pruning/gating.py). ``ChannelGroup.mask_sites``,
+where a gate acts only for a group no layer consumes (the logits), are the output of every
+normalisation module of the group, plus the output of every conv of the group that does not
+feed *only* normalisation modules of the group (pre-activation blocks such as WRN add the conv
+output to the stream before any BN). Either way a masked channel is exactly zero wherever it is
+consumed, so removing it physically changes nothing (tests/test_compaction.py).
 """
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class Settler:
         if self.stage_epochs is None:
             if epoch == 0:
                 log.warning("d2bc: settle_epochs=%d but the prune stage's length is unknown "
-                            "(stage_scheduler was not called); no settle phase",
+                            "(begin_stage was not called); no settle phase",
                             self.settle_epochs)
             return
         if epoch + 1 >= self.stage_epochs - self.settle_epochs:

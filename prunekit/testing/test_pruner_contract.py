@@ -85,6 +85,7 @@ def _prune(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps:
     opt = torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=2e-4) if groups else None
     if opt is not None:
         pruner.bind_optimizer(opt)
+        pruner.begin_stage(1, steps)
     model.train()
     for step in range(steps if opt else 0):
         loss = F.cross_entropy(model(x), y) + pruner.penalty()

@@ -91,7 +91,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     """Train ``model`` for ``epochs`` epochs with an adversarial ``loss``.
 
     Per step: ``loss(model, x, y)`` (+ ``pruner.penalty()``), backward, ``optimizer.step()``,
-    ``pruner.on_step_end(global_step)``; each minibatch is run ``loss.replays`` times (default 1;
+    ``pruner.on_step_end(global_step)`` (``pruner.begin_stage(epochs, steps per epoch)`` once
+    before the first); each minibatch is run ``loss.replays`` times (default 1;
     free adversarial training, :class:`prunekit.losses.base.AdvLoss`), each replay a full step.
     Per epoch: ``loss.begin_epoch(epoch, history)`` before the first step and
     ``loss.end_epoch(model)`` after the last (when the loss has them; what ``end_epoch`` returns
@@ -143,6 +144,8 @@ def fit(model: nn.Module, loss: AdvLossFn, optimizer: torch.optim.Optimizer,
     steps_per_epoch = len(loader)
     show = progress_enabled(progress) and dist.is_main
     replays = loss_replays(loss)
+    if pruner is not None and hasattr(pruner, "begin_stage"):
+        pruner.begin_stage(epochs, steps_per_epoch * replays)
     for epoch in range(start, epochs):
         set_loader_epoch(loader, epoch, seed)
         seed_everything(derive_seed(seed, stage, "epoch", epoch, dist.rank))
