@@ -46,9 +46,11 @@ def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, n
             rel_macs: float = 1.0, rel_params: float = 1.0, index: Sequence[int] | None = None,
             per_example: bool = True, dense_macs: float = 1e6, dense_params: float = 1e5,
             summary: Mapping[str, Any] | None = None, finished_at: str = "",
-            variant: str = "") -> None:
+            variant: str = "", model: str = "vgg-small",
+            extra: Mapping[str, Any] | None = None) -> None:
     """Append one ``ok`` schema-v2 row whose accuracies are the means of ``flags``
-    (``rel_params``: non-zero parameters relative to dense; NaN = not measured)."""
+    (``rel_params``: non-zero parameters relative to dense; NaN = not measured; ``extra``: more
+    columns, e.g. the schema-v3 ``train_epochs`` / ``train_passes`` / ``nonzero_params``)."""
     gran = granularity or {"dense": "none"}.get(method, "weight")
     rel = write_per_example(store.path.parent, run_id, flags, index, seed) if per_example else ""
     acc = {k: float(np.mean(v)) for k, v in flags.items()}
@@ -58,7 +60,7 @@ def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, n
     n = len(next(iter(flags.values())))
     store.append({
         "run_id": run_id, "status": "ok", "method": method, "granularity": gran, "loss": loss,
-        "dataset": "synthetic", "model": "vgg-small", "target_sparsity": sparsity,
+        "dataset": "synthetic", "model": model, "target_sparsity": sparsity,
         "weight_sparsity": 1 - rel_params, "macs_reduction": 1 - rel_macs,
         "params": dense_params * (rel_params if gran != "weight" else 1.0),
         "macs": dense_macs * rel_macs, "seed": seed, "eps": 0.1, "n_eval": n,
@@ -68,6 +70,7 @@ def add_run(store: ResultsStore, run_id: str, method: str, flags: Mapping[str, n
         "method_summary": json.dumps(summary or {}), "finished_at": finished_at,
         "variant": variant,
         "robust_acc": json.dumps({a: acc[a] for a in attacks}), "pretrain_hash": f"p{seed}",
+        **(extra or {}),
     })
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
 from prunekit.bench.compare import SIGN_FLIP, Comparison
 from prunekit.bench.reading import cost_text, matched_costs, same_cost
@@ -152,7 +153,19 @@ def test_several_seeds_t_interval_and_example_level_test(tmp_path: Path) -> None
     assert c.test == SIGN_FLIP and c.p == pytest.approx(ref)
     assert c.p != pytest.approx(sps.binomtest(15, 78, 0.5).pvalue)   # not the summed tables
     assert c.significant                      # p small and the seed interval excludes 0
-    assert "; seeds [" in rep.text and "3 seeds" in rep.readings[KEY]
+    # the seed-level test and the MDD against their oracles (scipy ttest_rel, statsmodels)
+    acc_h = [(150 + b) / 300 for b, _ in counts]
+    acc_d = [(150 + c) / 300 for _, c in counts]
+    assert c.p_seed == pytest.approx(sps.ttest_rel(acc_h, acc_d).pvalue)
+    assert c.p_seed_holm == pytest.approx(c.p_seed) and c.seed_tests == 1   # one seed test
+    eff = TTestPower().solve_power(nobs=3, alpha=0.05, power=0.8, alternative="two-sided")
+    assert c.mdd == pytest.approx(eff * np.std(diffs, ddof=1))
+    t = rep.tables[f"comparison:{KEY}"].iloc[0]
+    assert t["seeds 95 % clean"] == f"[{lo:+.1f}, {hi:+.1f}]"
+    assert t["p seeds clean (Holm)"] == f"{c.p_seed:.3g}" and t["MDD clean"] == f"{c.mdd:.1f}"
+    assert c.basis == "seeds"
+    assert (f"3 seeds: seeds [{lo:+.1f}, {hi:+.1f}], seed-level p {c.p_seed:.3g}, "
+            f"MDD {c.mdd:.1f}; examples [") in rep.readings[KEY]
     assert "sign-flip permutation test over examples" in rep.text
     # accuracy cells over seeds: mean ± std [t-interval]
     acc = [(150 + b) / 300 for b, _ in counts]

@@ -73,7 +73,10 @@ def test_structured_report_compiles_one_column(tmp_path: Path) -> None:
         pytest.skip("no LaTeX engine with booktabs installed (pdflatex + booktabs.sty: "
                     "apt-get install texlive-latex-base texlive-latex-recommended); "
                     "the compile check did not run")
-    body = report(STRUCTURED, fmt="latex", n_resamples=200).text
+    body = report(STRUCTURED, fmt="latex", n_resamples=200, versus="dense,random-channel").text
+    # the seed-level columns (issue 19), one float per metric and reference
+    assert "MDD" in body and "p seeds (Holm)" in body and "Training budget" in body
+    assert r"\label{tab:comparison:fashion-mnist:vgg-small:0.1:random-channel:worst-case}" in body
     doc = tmp_path / "doc.tex"
     doc.write_text("\\documentclass{article}\n" + PREAMBLE + "\n\\begin{document}\n" + body
                    + "\n\\end{document}\n", encoding="ascii")

@@ -186,3 +186,36 @@ def test_min_detectable_difference_has_80_percent_power() -> None:
     z = sps.norm.ppf                                 # normal approximation, a bit smaller
     assert (z(0.975) + z(0.8)) * sd / math.sqrt(6) < mdd < 1.5 * (z(0.975) + z(0.8)) * sd / math.sqrt(6)
     assert math.isnan(min_detectable_difference([1.0]))
+
+
+def test_rounding_error_is_no_spread() -> None:
+    """Per-seed differences of exactly 10 points computed from float means differ by rounding
+    errors; that is no spread (no interval, no seed-level p, no MDD), not a t of 1e14."""
+    from prunekit.bench.stats import min_detectable_difference, seed_t_test
+    d = [100 * (0.6 - 0.5), 100 * (0.7 - 0.6), 100 * (0.4 - 0.3)]
+    assert np.std(d, ddof=1) > 0                                  # the floats do differ
+    assert math.isnan(t_interval(d).lo) and t_interval(d).std == 0.0
+    assert math.isnan(seed_t_test(d)) and math.isnan(min_detectable_difference(d))
+    assert not math.isnan(seed_t_test([10.0, 10.5, 9.0]))
+
+
+def test_seed_test_alone_conditions_on_the_test_set_the_report_rule_does_not() -> None:
+    """Crossed design (every seed on the same test examples) with strong example effects (the
+    same examples favour one method in every seed) and little seed noise, under a true null:
+    the seed-level t-test alone rejects far more than 5 % (it conditions on the test set), the
+    report's rule (seed-level and example-level test both reject) holds its level
+    (benchmarks/perf/seed_interval_coverage.py, docs/design-decisions.md)."""
+    from prunekit.bench.stats import seed_t_test
+    rng = np.random.default_rng(11)
+    reps, seeds, n = 200, 3, 200
+    alone = rule = 0
+    for r in range(reps):
+        u, v = rng.normal(0, 1.5, n), rng.normal(0, 1.5, n)
+        sa, sb = rng.normal(0, 0.05, (seeds, 1)), rng.normal(0, 0.05, (seeds, 1))
+        a = rng.random((seeds, n)) < 1 / (1 + np.exp(-(u + v + sa)))
+        b = rng.random((seeds, n)) < 1 / (1 + np.exp(-(u - v + sb)))
+        rej = seed_t_test(100 * (a.mean(1) - b.mean(1))) < 0.05
+        alone += rej
+        rule += rej and sign_flip_test(list(a), list(b), n_resamples=499, seed=r) < 0.05
+    assert alone / reps > 0.09, alone / reps
+    assert rule / reps <= 0.08, rule / reps

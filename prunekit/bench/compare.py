@@ -22,14 +22,32 @@ Per metric and table cell (loss x method x variant x sparsity) with S paired see
   share the test examples, so their 2x2 tables must not be summed); Holm-corrected over every
   test of the table;
 - with S >= 2 the seed-level test (:func:`prunekit.bench.stats.seed_t_test`: the seed is the
-  unit, examples nested in it; ``p_seed``) and the minimum detectable difference at 80 % power
-  from the observed seed std (``mdd``, points; :func:`prunekit.bench.stats.
-  min_detectable_difference`), printed beside the difference: a non-significant difference
-  smaller than ``mdd`` is "not detectable with these seeds", not "no difference";
-- **significant** = Holm-adjusted p < 0.05 and, with S >= 2, a t-interval over seeds that
-  excludes 0 (equivalently: the seed-level test rejects at 5 %) (an interval with zero spread has no bounds and excludes nothing): the difference
-  must survive both the test-set noise and the seed-to-seed noise. With two or three seeds the
-  t-interval is wide (df 1-2): few differences pass, by design.
+  unit, the examples are nested in it -- each seed contributes its mean paired difference;
+  ``p_seed``, Holm-corrected over the table's seed-level tests: ``p_seed_holm``) and the
+  minimum detectable difference at 80 % power from the observed seed std (``mdd``, points;
+  :func:`prunekit.bench.stats.min_detectable_difference`), printed beside the difference: a
+  non-significant difference smaller than ``mdd`` is "not detectable with these seeds", not
+  "no difference";
+- **significant**, one seed: Holm-adjusted example-level p < 0.05 (the uncertainty unit is the
+  examples of one trained model: training noise is not measured, and the report says so);
+  several seeds: the **seed-level test decides** -- Holm-adjusted ``p_seed`` < 0.05 -- and the
+  example-level test must reject too (Holm-adjusted p < 0.05). The seeds are evaluated on the
+  same test examples, so the seed-level test conditions on that test set and the example-level
+  test on the trained models; rejecting only when both reject is an intersection-union test
+  (Berger 1982), of level <= 5 %, and says the difference survives retraining *and* another
+  draw of test examples. (An interval with zero spread over seeds has no bounds: ``p_seed`` is
+  NaN and nothing is significant.) With two or three seeds the seed test has df 1-2: few
+  differences pass, by design, and ``mdd`` says how large a difference had to be.
+
+Training budget (prunekit.bench.budget): ``passes_ratio`` / ``cpu_ratio`` = the cell's mean
+training forward passes / CPU seconds relative to the reference cell's, ``budget_note`` when
+the epochs after pretraining (or the pretraining, or the passes beyond 5 %) differ.
+
+Across model families (``compare(..., absolute_costs=True)``, ``prunekit report --versus`` of a
+method of another model, e.g. LRNAS's searched network against pruned vgg-small rows): the
+pairing is the same (same loss, seed, fold and identical per-example ``index``), and the cost
+ratios are of the absolute measured MACs and non-zero parameters (each family's ``rel_*`` is
+relative to its own dense model).
 
 The verdict comes from the test, not from the bootstrap interval; where they disagree
 (:attr:`Comparison.disagreement`) the report says why.
@@ -44,6 +62,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from prunekit.bench.budget import budget_note, cell_budget
 from prunekit.bench.cells import CELL_KEYS, REPLICATE_KEYS
 from prunekit.bench.examples import flag_row, same_examples
 from prunekit.bench.labels import WORST
@@ -83,9 +102,22 @@ class Comparison:
     macs_ratio: float = math.nan
     params_ratio: float = math.nan
     note: str = ""
-    #: seed-level t-test p (S >= 2) and the minimum detectable difference in points (80 % power)
+    #: seed-level t-test p (S >= 2), Holm-adjusted over the table's seed-level tests, their
+    #: number, and the minimum detectable difference in points (80 % power)
     p_seed: float = math.nan
+    p_seed_holm: float = math.nan
+    seed_tests: int = 0
     mdd: float = math.nan
+    #: training cost relative to the reference (prunekit.bench.budget); why it differs
+    passes_ratio: float = math.nan
+    cpu_ratio: float = math.nan
+    budget_note: str = ""
+
+    @property
+    def basis(self) -> str:
+        """What the verdict rests on: ``seeds`` (several seeds: the seed-level test, with the
+        example-level test), ``examples`` (one seed), or empty (not paired)."""
+        return "" if not self.paired else "examples" if self.seeds == 1 else "seeds"
 
     @property
     def paired(self) -> bool:
@@ -100,6 +132,9 @@ class Comparison:
         if not self.paired or d is None or d.excludes(0.0) == self.significant:
             return ""
         if self.significant:
+            if self.seeds > 1:
+                return ("the seed-level and the example-level tests reject (p < 0.05 after Holm) "
+                        "although the bootstrap interval includes 0")
             return f"{self.test} p < 0.05 decides although the bootstrap interval includes 0"
         if not self.p < _ALPHA:
             return (f"the bootstrap interval excludes 0, but the {self.test} test does not reject "
@@ -108,9 +143,14 @@ class Comparison:
         if not self.p_holm < _ALPHA:
             return (f"the bootstrap interval excludes 0 and p {self.p:.3g}, but not after Holm's "
                     f"correction over {self.tests} tests")
-        return ("the bootstrap interval (test-set noise) excludes 0, but the t-interval over "
-                "seeds does not" + ("" if self.seed_t is None or not math.isnan(self.seed_t.lo)
-                                    else " (no spread over seeds: unknown)"))
+        if math.isnan(self.p_seed):
+            return ("the bootstrap interval (test-set noise) excludes 0, but the t-interval over "
+                    "seeds does not (no spread over seeds: unknown)")
+        if not self.p_seed < _ALPHA:
+            return (f"the bootstrap interval (test-set noise) excludes 0, but the t-interval over "
+                    f"seeds does not (seed-level p {self.p_seed:.3g}, {self.seeds} seeds)")
+        return (f"the bootstrap interval excludes 0 and the seed-level p {self.p_seed:.3g}, but "
+                f"not after Holm's correction over {self.seed_tests} seed-level tests")
 
 
 def pick_reference(methods: Sequence[str], versus: str | None, default: str = "dense") -> str | None:
@@ -204,14 +244,18 @@ def _compare_cell(cell: pd.DataFrame, refs: pd.DataFrame, metric: str,
 
 def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean", "worst"),
             n_resamples: int = 9999, seed: int = 0,
-            order: Sequence[tuple[str, str, str, float]] | None = None) -> list[Comparison]:
-    """Comparisons of every cell of ``ok`` (one dataset x model x eps; a ``_pe`` column holds
-    each run's per-example ``Examples`` or None; ``rel_macs`` / ``rel_params`` the costs relative to
-    dense) against ``reference``, Holm-corrected together. ``order``: cells in display order.
+            order: Sequence[tuple[str, str, str, float]] | None = None,
+            absolute_costs: bool = False) -> list[Comparison]:
+    """Comparisons of every cell of ``ok`` (one dataset x model x eps, or with
+    ``absolute_costs`` the rows of one model plus the reference's rows of another: module doc;
+    a ``_pe`` column holds each run's per-example ``Examples`` or None; ``rel_macs`` /
+    ``rel_params`` the costs relative to dense, ``macs`` / ``nonzero`` the absolute ones)
+    against ``reference``, Holm-corrected together. ``order``: cells in display order.
     ``n_resamples`` / ``seed``: of the bootstrap and of the Monte-Carlo permutation test."""
     ref = ok[ok["method"] == reference]
     cells = {k: g for k, g in ok.groupby(CELL_KEYS, sort=False, dropna=False)}
     keys = [k for k in (order or list(cells)) if k in cells]
+    axes = ("macs", "nonzero") if absolute_costs else ("rel_macs", "rel_params")
     out: list[Comparison] = []
     for key in keys:
         loss, method, variant, sparsity = key
@@ -219,20 +263,38 @@ def compare(ok: pd.DataFrame, reference: str, metrics: Sequence[str] = ("clean",
             continue
         cell = cells[key]
         refs = _reference_rows(ref, loss, variant, sparsity)
+        budget = cell_budget(cell), cell_budget(refs)
         for metric in metrics:
             c = Comparison(loss, method, variant, float(sparsity), metric, reference)
             if len(refs):
-                c.macs_ratio = _ratio(cell["rel_macs"], refs["rel_macs"])
-                c.params_ratio = _ratio(cell["rel_params"], refs["rel_params"])
+                c.macs_ratio = _ratio(cell[axes[0]], refs[axes[0]])
+                c.params_ratio = _ratio(cell[axes[1]], refs[axes[1]])
+                c.passes_ratio = _num_ratio(budget[0].passes, budget[1].passes)
+                c.cpu_ratio = _num_ratio(budget[0].cpu_s, budget[1].cpu_s)
+                c.budget_note = budget_note(budget[0], budget[1], reference)
                 fields, c.note = _compare_cell(cell, refs, metric, n_resamples, seed)
                 for k, v in fields.items():
                     setattr(c, k, v)
             else:
                 c.note = f"no {reference} run to pair with"
             out.append(c)
+    _verdicts(out)
+    return out
+
+
+def _num_ratio(a: float, b: float) -> float:
+    return a / b if b > 0 and not math.isnan(a) else math.nan
+
+
+def _verdicts(out: list[Comparison]) -> None:
+    """Holm over the table's example-level tests and, separately, over its seed-level tests;
+    then each comparison's verdict (module doc)."""
     reject, adjusted = holm([c.p for c in out])
     tests = sum(c.paired for c in out)
+    multi = [c for c in out if c.seeds > 1]
+    _, seed_adj = holm([c.p_seed for c in multi])
+    for c, q in zip(multi, seed_adj):
+        c.p_seed_holm, c.seed_tests = q, len(multi)
     for c, r, q in zip(out, reject, adjusted):
         c.p_holm, c.tests = q, tests
-        c.significant = bool(r) and (c.seed_t is None or c.seed_t.excludes(0.0))
-    return out
+        c.significant = bool(r) and (c.seeds <= 1 or c.p_seed_holm < _ALPHA)

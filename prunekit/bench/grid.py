@@ -13,7 +13,8 @@ A grid YAML (docs/bench.md)::
       - {where: {method: dense}, set: {sparsity: 0.0}}
     exclude: [{method: admm, sparsity: 0.99}]   # optional: drop matching points
     include: [{method: hydra-channel, sparsity: 0.9}]   # optional: extra points
-    bench: {table: true, format: md}       # optional runner / report settings
+    bench: {table: true, format: md}       # optional runner / report settings (versus:
+                                           # the report's reference method(s))
 
 Points whose resolved configs are identical (same ``config_hash``) are kept once, so
 ``dense`` x three sparsities collapses to one dense run after the rule above. Every point is
@@ -41,7 +42,7 @@ __all__ = ["Grid", "GridRun", "expand", "load_grid", "shard_runs", "parse_shard"
 log = logging.getLogger(__name__)
 
 _GRID_KEYS = {"name", "base", "axes", "zip", "rules", "exclude", "include", "bench", "launcher"}
-_BENCH_KEYS = {"table", "format", "run_fn", "shard_by"}
+_BENCH_KEYS = {"table", "format", "run_fn", "shard_by", "versus"}
 #: the report formats of the final table (prunekit.bench.report.report)
 BENCH_FORMATS = ("md", "latex")
 
@@ -142,6 +143,11 @@ def _check_bench(bench: Mapping[str, Any], where: str) -> None:
     if "shard_by" in bench and bench["shard_by"] not in ("run", "pretrain"):
         raise ConfigError(f"{where}bench shard_by must be run or pretrain, got "
                           f"{bench['shard_by']!r}")
+    versus = bench.get("versus")
+    if versus is not None and not (isinstance(versus, str) or (
+            isinstance(versus, list) and all(isinstance(v, str) for v in versus))):
+        raise ConfigError(f"{where}bench versus must be a method name, a comma-separated string "
+                          f"or a list of method names, got {versus!r}")
     if "run_fn" in bench and not isinstance(bench["run_fn"], str):
         raise ConfigError(f"{where}bench run_fn must be a 'module:function' string, got "
                           f"{bench['run_fn']!r}")

@@ -17,10 +17,13 @@ Then methods other than the reference that have the same cost *as each other* (t
 compared like for like with ``--versus``), and the methods whose own summary warns
 (``method_summary``: not converged, warnings; prunekit.bench.cells.method_warnings).
 
-"significant" and "noise" are the comparison table's verdicts (prunekit.bench.compare: Holm-
-adjusted p < 0.05 -- exact McNemar for one seed, the example-level sign-flip test for several --
-and with several seeds a t-interval over seeds excluding 0). Where the bootstrap interval alone
-would suggest otherwise, the reason is printed beside the verdict.
+"significant" and "noise" are the comparison table's verdicts (prunekit.bench.compare: one
+seed, Holm-adjusted exact McNemar p < 0.05, the examples of one trained model being the only
+uncertainty unit; several seeds, the seed-level t-test after Holm *and* the example-level
+sign-flip test after Holm). With several seeds the seed-level interval, p and the minimum
+detectable difference come first, and a non-significant difference smaller than the MDD is said
+to be below what the seeds can detect. Where the bootstrap interval alone would suggest
+otherwise, the reason is printed beside the verdict.
 """
 from __future__ import annotations
 
@@ -84,12 +87,23 @@ def _what(c: Comparison, warned: Warnings) -> str:
 
 
 def _verdict(c: Comparison) -> str:
+    """Several seeds: the seed-level result first (interval, Holm p, MDD), then the
+    example-level one; one seed: the example-level result, said to be one model's."""
     d = c.diff
     assert d is not None
     word = "significant" if c.significant else "noise"
-    seeds = f", {c.seeds} seeds" if c.seeds > 1 else ""
     why = f": {c.disagreement}" if c.disagreement else ""
-    return (f"{d.mean:+.1f} points [{d.lo:+.1f}, {d.hi:+.1f}] (p {fmt_p(c.p_holm)}{seeds}, "
+    if c.seeds > 1:
+        st = c.seed_t
+        seeds = ("no spread over seeds" if st is None or math.isnan(st.lo)
+                 else f"seeds [{st.lo:+.1f}, {st.hi:+.1f}]")
+        mdd = "" if math.isnan(c.mdd) else f", MDD {c.mdd:.1f}"
+        small = ("" if c.significant or math.isnan(c.mdd) or abs(d.mean) >= c.mdd else
+                 f"; smaller than the {c.mdd:.1f} points these seeds can detect")
+        return (f"{d.mean:+.1f} points ({c.seeds} seeds: {seeds}, seed-level p "
+                f"{fmt_p(c.p_seed_holm)}{mdd}; examples [{d.lo:+.1f}, {d.hi:+.1f}], p "
+                f"{fmt_p(c.p_holm)}; {word}{why}{small})")
+    return (f"{d.mean:+.1f} points [{d.lo:+.1f}, {d.hi:+.1f}] (p {fmt_p(c.p_holm)}, "
             f"{word}{why})")
 
 
@@ -155,12 +169,17 @@ def reading(comparisons: Sequence[Comparison], metric: str, metric_text: str,
     warned: Warnings = warnings or {}
     ref = method_label(mine[0].reference)
     several = any(c.seeds > 1 for c in mine)
+    one = any(c.seeds == 1 for c in mine)
+    rule = ("significant with several seeds = the seed-level t-test of the per-seed differences "
+            "(unit = seed) rejects after Holm, and so does the example-level sign-flip test"
+            if several else "")
+    if one:
+        rule += ("; " if rule else "") + ("significant with one seed = Holm-adjusted exact "
+                                         "McNemar p < 0.05 (one trained model per method: the "
+                                         "examples are the only uncertainty unit, training "
+                                         "noise is not measured)")
     lines = [f"Reading (computed from these results; {metric_text}; each method vs {ref} on "
-             f"the same examples; significant = Holm-adjusted p < 0.05 ("
-             + ("exact McNemar for one seed, sign-flip permutation test over examples for "
-                "several) and a t-interval over seeds excluding 0" if several
-                else "exact McNemar)")
-             + "; same cost = MACs and non-zero params both within "
+             f"the same examples; {rule}; same cost = MACs and non-zero params both within "
              f"{100 * SAME_COST:g} %):"]
     for loss in dict.fromkeys(c.loss for c in mine):
         part = [c for c in mine if c.loss == loss]

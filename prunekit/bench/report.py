@@ -6,10 +6,13 @@ One set of tables per (dataset, model, eps) -- runs at different eps are never a
    targets and the measured costs beside it (MACs, MACs reduction, parameters, non-zero
    parameter reduction), then clean, every attack that ran (labelled by what ran) and the
    per-example worst case, each with its 95 % interval (prunekit.bench.cells);
-2. **paired comparisons** against a reference method (``versus``, default ``dense``): difference
-   in points, paired-bootstrap interval, Holm-corrected p of the exact McNemar test (one seed)
-   or of the example-level sign-flip test (several; prunekit.bench.compare), and the computed
-   reading (prunekit.bench.reading);
+2. **paired comparisons** against each reference method (``versus``: one or a comma list,
+   default ``dense``; one of another model family is paired across families:
+   prunekit.bench.versus): difference in points, paired-bootstrap interval, Holm-corrected p
+   of the exact McNemar test (one seed) or of the example-level sign-flip test, with several
+   seeds the seed-level interval, p and minimum detectable difference, which decide
+   (prunekit.bench.compare, prunekit.bench.paired), the training-budget sentence
+   (prunekit.bench.budget) and the computed reading (prunekit.bench.reading);
 3. **equal cost**: robust accuracy of each method at common measured MACs and at common
    non-zero parameter counts (prunekit.bench.equalcost).
 
@@ -30,6 +33,7 @@ import pandas as pd
 from prunekit.bench.cells import GROUP_KEYS, dense_cost, load_results, metric_names, prepare, \
     summarize
 from prunekit.bench.compare import Comparison, compare, pick_reference
+from prunekit.bench.paired import comparison_notes, comparison_table, per_metric, table_budget
 from prunekit.bench.equalcost import CostPoint, at_cost, common_costs, curve
 from prunekit.bench.examples import attack_meta
 from prunekit.bench.latex import PREAMBLE
@@ -37,8 +41,8 @@ from prunekit.bench.labels import CERTIFIED, CLEAN, WORST, attack_caveat, attack
 from prunekit.bench.plots import make_plots
 from prunekit.bench.reading import reading
 from prunekit.bench.stats import Interval
-from prunekit.bench.tables import (INTERVALS, MISSING, WARN_MARK, fmt_acc, fmt_count, fmt_diff,
-                                   fmt_p, fmt_pct, fmt_ratio, prose, render)
+from prunekit.bench.tables import INTERVALS, WARN_MARK, fmt_acc, fmt_count, fmt_pct, prose, render
+from prunekit.bench.versus import pairable_methods, reference_rows, references
 from prunekit.errors import ConfigError
 
 __all__ = ["Report", "report", "load_results", "accuracy_table", "comparison_table",
@@ -93,32 +97,6 @@ def accuracy_table(cells: pd.DataFrame, labels: dict[str, str],
             rec[f"{lab} %"] = fmt_acc(c.get(f"acc:{m}"), intervals=intervals)
         rows.append(rec)
     return pd.DataFrame(rows)
-
-
-def comparison_table(comps: Sequence[Comparison], labels: dict[str, str],
-                     warned: Sequence[tuple] = (), intervals: str = "full") -> pd.DataFrame:
-    """One row per compared cell: cost ratios to the reference, then per metric the difference
-    (points, bootstrap interval; ``*`` significant) and the Holm-adjusted p; the note says where
-    the interval and the verdict disagree, and why. ``warned``: cell keys marked ``†``."""
-    rows: dict[tuple, dict[str, str]] = {}
-    for c in comps:
-        key = (c.loss, c.method, c.variant, c.sparsity)
-        rec = rows.setdefault(key, {
-            "loss": c.loss, "method": method_label(c.method, c.variant)
-                                      + (f" {WARN_MARK}" if key in warned else ""),
-            "target": f"{100 * c.sparsity:g}%", "MACs ×ref": fmt_ratio(c.macs_ratio),
-            "params ×ref": fmt_ratio(c.params_ratio), "seeds": str(c.seeds or MISSING),
-            "examples": str(c.n or MISSING), "note": ""})
-        lab = labels.get(c.metric, c.metric)
-        rec[f"Δ {lab} (points)"] = fmt_diff(c.diff, c.seed_t, c.significant, intervals)
-        rec[f"p {lab} (Holm)"] = fmt_p(c.p_holm)
-        for note in (c.note, f"{lab}: {c.disagreement}" if c.disagreement else ""):
-            if note and note not in rec["note"]:
-                rec["note"] = "; ".join(x for x in (rec["note"], note) if x)
-    table = pd.DataFrame(list(rows.values()))
-    if not table.empty and (table["note"] == "").all():
-        table = table.drop(columns="note")
-    return table
 
 
 def equal_cost_table(cells: pd.DataFrame, metric: str, axis: str,
@@ -209,7 +187,7 @@ def _group_notes(ok: pd.DataFrame, metrics: list[str], cells: pd.DataFrame,
 
 
 def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None = None,
-           versus: str | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
+           versus: str | Sequence[str] | None = None, metrics: Sequence[str] = DEFAULT_METRICS,
            n_resamples: int = 9999, seed: int = 0, intervals: str | None = None,
            plot_formats: Sequence[str] = ("png",), dpi: int = 200) -> Report:
     """Tables, comparisons against ``versus`` on ``metrics`` (and with ``plots_dir`` the plots,
@@ -227,7 +205,8 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
     ok, dropped = prepare(df, path.parent)
     failed = df[df["status"] != "ok"][["run_id", "method", "loss", "target_sparsity", "error"]]
     rep = Report(failed=failed.reset_index(drop=True), n_ok=len(ok), duplicates=dropped)
-    _check_choices(ok, versus, metrics)
+    refs = references(versus)
+    _check_choices(ok, refs, metrics)
     parts: list[str] = []
     groups = list(ok.groupby(GROUP_KEYS, sort=False, dropna=False))
     group_cells = {}
@@ -242,8 +221,8 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
         rep.tables[f"accuracy:{key}"] = t = accuracy_table(cells, labels, intervals)
         parts.append(render(t, fmt, f"{what}: accuracy (%), 95 % intervals",
                             _group_notes(sub, names, cells, intervals), f"accuracy:{key}"))
-        parts += _comparisons(rep, key, sub, cells, versus, metrics, labels, fmt, what, n_resamples,
-                              seed, intervals)
+        parts += _comparisons(rep, key, ok, sub, cells, refs, metrics, labels, fmt, what,
+                              n_resamples, seed, intervals)
         robust = WORST if WORST in names else names[-1]
         for axis, axis_name in _COST_AXES.items():
             for loss in dict.fromkeys(cells["loss"]):
@@ -260,6 +239,8 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
                                     tkey))
         if rep.readings.get(key):
             parts.append(prose(rep.readings[key], fmt, comment=True))
+    if refs and len(ok):
+        _check_paired(rep, ok, refs)
     if not parts:
         parts.append("(no finished runs)")
     if dropped:
@@ -280,10 +261,11 @@ def report(csv_path: str | Path, fmt: str = "md", plots_dir: str | Path | None =
     return rep
 
 
-def _check_choices(ok: pd.DataFrame, versus: str | None, metrics: Sequence[str]) -> None:
+def _check_choices(ok: pd.DataFrame, versus: Sequence[str], metrics: Sequence[str]) -> None:
     methods = list(dict.fromkeys(ok["method"]))
-    if versus and len(ok) and versus not in methods:
-        raise ConfigError(f"--versus {versus!r}: no finished run of that method; methods: "
+    bad = [v for v in versus if v not in methods]
+    if bad and len(ok):
+        raise ConfigError(f"--versus {bad[0]!r}: no finished run of that method; methods: "
                          f"{', '.join(methods)}")
     valid = metric_names(ok) if len(ok) else list(DEFAULT_METRICS)
     bad = [m for m in metrics if m not in valid]
@@ -291,47 +273,80 @@ def _check_choices(ok: pd.DataFrame, versus: str | None, metrics: Sequence[str])
         raise ConfigError(f"--metrics {', '.join(bad)}: not measured; valid: {', '.join(valid)}")
 
 
-def _comparisons(rep: Report, key: str, sub: pd.DataFrame, cells: pd.DataFrame,
-                 versus: str | None, metrics: Sequence[str], labels: dict[str, str], fmt: str,
-                 what: str, n_resamples: int, seed: int, intervals: str = "full") -> list[str]:
+def _check_paired(rep: Report, ok: pd.DataFrame, versus: Sequence[str]) -> None:
+    """An explicit ``--versus`` that pairs no run anywhere is an error naming the methods that
+    can be a reference (prunekit.bench.versus.pairable_methods)."""
+    for ref in versus:
+        if not any(c.paired for comps in rep.comparisons.values() for c in comps
+                   if c.reference == ref):
+            valid = [m for m in pairable_methods(ok) if m != ref]
+            raise ConfigError(
+                f"--versus {ref!r}: no run pairs with a {ref} run on the same evaluation "
+                f"examples (same dataset, eps, loss, seed, fold and per-example index); "
+                + (f"methods that pair: {', '.join(valid)}" if valid else
+                   "no two runs of this file pair (per-example files missing or on other "
+                   "examples)"))
+
+
+def _comparisons(rep: Report, key: str, ok: pd.DataFrame, sub: pd.DataFrame,
+                 cells: pd.DataFrame, versus: Sequence[str], metrics: Sequence[str],
+                 labels: dict[str, str], fmt: str, what: str, n_resamples: int, seed: int,
+                 intervals: str = "full") -> list[str]:
     methods = list(dict.fromkeys(cells["method"]))
-    if versus and versus not in methods:
-        return [prose(f"No {versus} run in {what}: no paired comparisons.", fmt, comment=True)]
-    ref = pick_reference(methods, versus)
-    if ref is None or len(methods) < 2:
-        return []
-    order = [tuple(r) for r in cells[["loss", "method", "variant", "target_sparsity"]].values]
-    comps = compare(sub, ref, [m for m in metrics if m in labels], n_resamples, seed, order)
-    rep.comparisons[key] = comps
-    if not any(c.paired for c in comps):
-        return [prose(f"Paired comparisons against {ref}: unavailable -- no pair of runs has "
-                      f"per-example results on the same examples (results written before results "
-                      f"schema v2 have none). The intervals above are Wilson intervals over each "
-                      f"run's n_eval examples.", fmt, comment=True)]
-    warned = _warned(cells)
-    t = comparison_table(comps, labels, list(warned), intervals)
-    rep.tables[f"comparison:{key}"] = t
-    several = any(c.seeds > 1 for c in comps)
-    notes = (f"Difference to {ref} in points (method − {ref}) on the same examples and seed: "
-             f"paired bootstrap 95 % interval (seed {seed})"
-             + (", shown as ± its half-width" if intervals == "half" else "")
-             + "; p: exact McNemar for one seed"
-             + (f"; for several seeds (they share the test examples) a sign-flip permutation "
-                f"test over examples of the per-example sums over seeds ({n_resamples} "
-                f"resamples, seed {seed}; exact up to 13 discordant examples)" if several else "")
-             + f", Holm-corrected over the {sum(c.paired for c in comps)} tests of this table; "
-             f"* = significant (p < 0.05, and with several seeds a t-interval over seeds "
-             f"excluding 0). The verdict comes from the test; where the interval alone would "
-             f"say otherwise, the note says why. MACs/params ×ref: measured MACs and non-zero "
-             f"parameters relative to {ref}.")
-    robust = WORST if WORST in metrics else metrics[-1]
-    attacks = [m for m in labels if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
-    text = reading(comps, robust, f"{labels.get(robust, robust)} = "
-                                  + (f"per example, robust under every attack "
-                                     f"({', '.join(attacks)})"
-                                     if robust == WORST else "accuracy"), warned)
-    rep.readings[key] = text
-    return [render(t, fmt, f"{what}: paired comparison against {ref}", notes, f"comparison:{key}")]
+    refs = list(versus) or [r for r in [pick_reference(methods, None)] if r]
+    parts: list[str] = []
+    readings: list[str] = []
+    for ref in refs:
+        ref_rows, other = reference_rows(ok, sub, ref)
+        if ref_rows.empty:
+            parts.append(prose(f"No {ref} run in {what} (nor on another model at this dataset "
+                               f"and eps): no paired comparisons against it.", fmt, comment=True))
+            continue
+        if not other and len(methods) < 2:
+            continue
+        pool = pd.concat([sub, ref_rows]) if other else sub
+        order = [tuple(r) for r in cells[["loss", "method", "variant", "target_sparsity"]].values]
+        comps = compare(pool, ref, [m for m in metrics if m in labels], n_resamples, seed, order,
+                        absolute_costs=bool(other))
+        if not comps:
+            continue
+        rep.comparisons.setdefault(key, []).extend(comps)
+        tkey = f"comparison:{key}" + (f":{ref}" if len(refs) > 1 else "")
+        if not any(c.paired for c in comps):
+            parts.append(prose(f"Paired comparisons against {ref}: unavailable -- no pair of "
+                               f"runs has per-example results on the same examples (results "
+                               f"written before results schema v2 have none). The intervals "
+                               f"above are Wilson intervals over each run's n_eval examples.",
+                               fmt, comment=True))
+            continue
+        warned = _warned(cells)
+        t = comparison_table(comps, labels, list(warned), intervals, cross=bool(other))
+        rep.tables[tkey] = t
+        lab = method_label(ref)
+        cross = (f"Across model families: {lab} ran on {other}, the rows on "
+                 f"{sub['model'].iloc[0]}; paired on the same evaluation examples (identical "
+                 f"per-example index), same loss, seed index and fold; MACs/params ×ref are the "
+                 f"absolute measured MACs and non-zero parameters; matched = the costs within "
+                 f"5 % of {lab}'s, with every relative gap.") if other else ""
+        notes = comparison_notes(ref, comps, n_resamples, seed, intervals, cross) + "\n" + \
+            table_budget(pool, comps, ref)
+        caption = f"{what}: paired comparison against {ref}" + (
+            f" ({other}, across model families)" if other else "")
+        if fmt == "latex":  # one float per metric: all of them in one would not be legible
+            used = [labels[m] for m in metrics if m in labels]
+            parts += [render(part, fmt, f"{caption}: {lab}", notes, f"{tkey}:{lab}")
+                      for lab, part in per_metric(t, used)]
+        else:
+            parts.append(render(t, fmt, caption, notes, tkey))
+        robust = WORST if WORST in metrics else metrics[-1]
+        attacks = [m for m in labels if m not in (CLEAN, WORST) and not m.startswith(CERTIFIED)]
+        readings.append(reading(comps, robust, f"{labels.get(robust, robust)} = "
+                                + (f"per example, robust under every attack "
+                                   f"({', '.join(attacks)})"
+                                   if robust == WORST else "accuracy"), warned))
+    if readings:
+        rep.readings[key] = "\n".join(r for r in readings if r)
+    return parts
 
 
 def summary_line(rep: Report) -> str:

@@ -65,6 +65,15 @@ POWER = 0.8
 
 #: every interval of the report is a 95 % interval
 CONFIDENCE = 0.95
+#: a sample std below this (relative to the values' scale) is a rounding error of equal values
+#: (e.g. per-seed differences of exactly 10 points computed as 100 * (0.6 - 0.5)): no spread
+_NO_SPREAD = 1e-9
+
+
+def _spread(x: np.ndarray) -> float:
+    """Sample std (ddof 1) of ``x`` (len >= 2), 0.0 when it is only floating-point rounding."""
+    std = float(x.std(ddof=1))
+    return 0.0 if std <= _NO_SPREAD * max(1.0, float(np.abs(x).max())) else std
 
 
 @dataclass(frozen=True)
@@ -110,7 +119,7 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Inter
     mean = float(x.mean())
     if len(x) == 1:
         return Interval(mean, math.nan, math.nan, n=1)
-    std = float(x.std(ddof=1))
+    std = _spread(x)
     if std == 0.0:
         return Interval(mean, math.nan, math.nan, n=len(x), std=0.0)
     lo, hi = sps.t.interval(confidence, df=len(x) - 1, loc=mean, scale=sps.sem(x))
@@ -194,7 +203,7 @@ def seed_t_test(per_seed: Sequence[float]) -> float:
     """Two-sided p of the one-sample t-test of the per-seed differences against 0 (scipy
     ``ttest_1samp``); NaN with fewer than 2 seeds or no spread (the spread is unknown)."""
     x = np.asarray([v for v in per_seed if not math.isnan(v)], dtype=float)
-    if len(x) < 2 or float(x.std(ddof=1)) == 0.0:
+    if len(x) < 2 or _spread(x) == 0.0:
         return math.nan
     return float(sps.ttest_1samp(x, 0.0).pvalue)
 
@@ -205,7 +214,7 @@ def min_detectable_difference(per_seed: Sequence[float], power: float = POWER,
     t-test with ``len(per_seed)`` seeds: statsmodels' ``TTestPower().solve_power`` effect size
     (exact noncentral t) times the observed sample std; NaN with < 2 seeds or no spread."""
     x = np.asarray([v for v in per_seed if not math.isnan(v)], dtype=float)
-    if len(x) < 2 or float(x.std(ddof=1)) == 0.0:
+    if len(x) < 2 or _spread(x) == 0.0:
         return math.nan
     d = TTestPower().solve_power(effect_size=None, nobs=len(x), alpha=alpha, power=power,
                                  alternative="two-sided")

@@ -14,8 +14,8 @@ import pandas as pd
 from prunekit.bench.latex import latex_table, tex_comment, tex_paragraph
 from prunekit.bench.stats import Interval
 
-__all__ = ["render", "prose", "INTERVALS", "fmt_acc", "fmt_diff", "fmt_p", "fmt_count", "fmt_pct", "fmt_ratio",
-           "MISSING", "WARN_MARK"]
+__all__ = ["render", "prose", "INTERVALS", "fmt_acc", "fmt_diff", "fmt_p", "fmt_count", "fmt_pct",
+           "fmt_ratio", "fmt_seed_interval", "fmt_points", "fmt_gap", "MISSING", "WARN_MARK"]
 
 MISSING = "–"
 #: beside a method whose own summary warns (not converged, warnings), explained under the table
@@ -69,6 +69,28 @@ def fmt_diff(iv: Interval | None, seed_t: Interval | None = None, mark: bool = F
         if seed_t is not None and not _bad(seed_t.lo):
             s += f"; seeds [{seed_t.lo:+.1f}, {seed_t.hi:+.1f}]"
     return s + (" *" if mark else "")
+
+
+def fmt_seed_interval(seed_t: Interval | None, intervals: str = "full") -> str:
+    """The t-interval over seeds of a paired difference: ``[-2.2, +5.1]`` (``half``: ``± 3.7``);
+    ``–`` for one seed, ``no spread`` when every seed gave the same difference."""
+    if seed_t is None or seed_t.n < 2:
+        return MISSING
+    if _bad(seed_t.lo):
+        return "no spread"
+    if intervals == "half":
+        return f"± {(seed_t.hi - seed_t.lo) / 2:.1f}"
+    return f"[{seed_t.lo:+.1f}, {seed_t.hi:+.1f}]"
+
+
+def fmt_points(x: float) -> str:
+    """A non-negative size in points (the minimum detectable difference): ``4.2``."""
+    return MISSING if _bad(x) else f"{x:.1f}"
+
+
+def fmt_gap(ratio: float) -> str:
+    """A cost ratio as a relative gap: ``+2.1 %`` (1.021×), ``-75.0 %``."""
+    return MISSING if _bad(ratio) else f"{100 * (ratio - 1):+.1f} %"
 
 
 def fmt_p(p: float) -> str:

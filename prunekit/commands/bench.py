@@ -124,7 +124,13 @@ def _table(args: argparse.Namespace, grid: Any, csv_path: Path) -> None:
         from prunekit.bench.report import report  # deferred: as in run()
 
         print()
-        print(report(csv_path, fmt=grid.bench.get("format", "md")).text, end="")
+        try:
+            text = report(csv_path, fmt=grid.bench.get("format", "md"),
+                          versus=grid.bench.get("versus")).text
+        except ConfigError as exc:  # e.g. bench.versus pairs nothing yet: the runs are kept
+            print(f"prunekit bench: no report table: {exc}", file=sys.stderr)
+            return
+        print(text, end="")
 
 
 def _launch(args: argparse.Namespace, grid: Any, only: dict[str, list[Any]]) -> int:

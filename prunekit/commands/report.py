@@ -24,10 +24,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="how tables print 95 %% intervals: full (mean, std, [lo, hi]), half "
                         "(mean ± half-width), none (means); default full for md, half for latex")
     p.add_argument("--out", default=None, metavar="FILE", help="write the tables here too")
+    p.add_argument("--csv", default=None, metavar="DIR", dest="csv_dir",
+                   help="also write every table as DIR/<table>.csv and all paired comparisons "
+                        "as numbers in DIR/comparisons.csv")
     stats = p.add_argument_group("statistics (docs/bench.md#statistics)")
     stats.add_argument("--versus", default=None, metavar="METHOD",
-                       help="reference method of the paired comparisons (default: dense, else "
-                            "the first method of each table)")
+                       help="reference method(s) of the paired comparisons, comma-separated "
+                            "(e.g. dense,random-channel; one of another model family, e.g. "
+                            "lrnas, is paired across families on the same examples); default: "
+                            "dense, else the first method of each table")
     stats.add_argument("--metrics", default="clean,worst", metavar="LIST",
                        help="comma-separated metrics compared against the reference: clean, "
                             "worst, or attack names (default: clean,worst)")
@@ -61,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         output_file(args.out, "--out", "a report (text)", _is_report(args.csv))
     if args.plots:
         output_dir(args.plots, "--plots")
+    if args.csv_dir:
+        output_dir(args.csv_dir, "--csv")
     rep = report(args.csv, fmt=args.format, plots_dir=args.plots, versus=args.versus,
                  metrics=metrics, n_resamples=args.bootstrap, intervals=args.intervals,
                  plot_formats=formats, dpi=args.dpi)
@@ -68,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(rep.text)
         print(f"wrote {args.out}", file=sys.stderr)
+    if args.csv_dir:
+        from prunekit.bench.csvout import write_csv_tables  # deferred: pandas (report)
+        for p in write_csv_tables(rep, Path(args.csv_dir)):
+            print(f"wrote {p}", file=sys.stderr)
     for p in rep.plots:
         print(f"wrote {p}", file=sys.stderr)
     print(summary_line(rep), file=sys.stderr)
