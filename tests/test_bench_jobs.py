@@ -61,7 +61,9 @@ def test_jobs_rerun_skips_finished(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "2 finished, 0 to run on 0 local worker(s)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("target", ["group", "parent"])
+# "parent" (SIGINT to the parent only) is the heavier variant: slow (the default suite keeps
+# "group", the terminal's Ctrl-C); both run with -m slow
+@pytest.mark.parametrize("target", ["group", pytest.param("parent", marks=pytest.mark.slow)])
 def test_ctrl_c_stops_cleanly_with_a_consistent_csv(tmp_path: Path, target: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """A real SIGINT: to the whole process group (a terminal's Ctrl-C) or to the parent only
