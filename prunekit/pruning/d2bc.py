@@ -221,6 +221,9 @@ class D2BC(ChannelPruner):
         if self.settle.active and self.settle.masks is not None:  # projected, straight-through
             return [k.to(m.dtype) + (m - m.detach()) for m, k in zip(self.gate_params,
                                                                      self.settle.masks)]
+        return self._free_gates()
+
+    def _free_gates(self) -> list[Tensor]:  # 1[m > thres], straight-through, no projection
         return [binarize_ste(m, self.thres) for m in self.gate_params]
 
     def _projection(self) -> list[Tensor]:
@@ -232,11 +235,8 @@ class D2BC(ChannelPruner):
         return [k.to(m.device) for m, k in zip(self.gate_params, keep)]
 
     def _free_reduction(self) -> float:
-        """Reduction of the unprojected gates ``1[m > thres]``."""
-        assert self.groups is not None
-        with torch.no_grad():
-            kept = self.groups.cost(self.target, [(m.detach() > self.thres).float()
-                                                  for m in self.gate_params])
+        """Reduction of the unprojected gates ``1[m > thres]`` (after ``attach``)."""
+        kept = self.groups.cost(self.target, [g.detach() for g in self._free_gates()])
         return 1.0 - float(kept) / self.groups.dense_cost(self.target)
 
     def begin_stage(self, epochs: int, steps_per_epoch: int) -> None:
@@ -280,8 +280,8 @@ class D2BC(ChannelPruner):
         if self.constraint == "penalty" and self.gamma == 0.0:
             return torch.zeros(())
         if self.settle.active:
-            free = [binarize_ste(m, self.thres) for m in self.gate_params]
-            ratio = self.groups.cost(self.target, free) / self.groups.dense_cost(self.target)
+            ratio = (self.groups.cost(self.target, self._free_gates())
+                     / self.groups.dense_cost(self.target))
         else:
             ratio = self.mac_ratio()
         if self._start_ratio is None:
