@@ -43,7 +43,8 @@ from prunekit.pruning.masking import apply_weight_masks
 from baselines._common import (freeze_all_but_norm, norm_params,
                                scaled_score_init, select_layers, topk_count, unfreeze)
 from baselines.harp_core import (HingeHooks, HingeSchedule, RateTopK, budget_scale,
-                                 check_harp_hparams, kept_count, rate_logit, rate_of)
+                                 check_harp_hparams, kept_count, projection_facts, rate_logit,
+                                 rate_of)
 from baselines.harp_channel import HarpChannel  # noqa: F401  (entry-point path)
 
 __all__ = ["Harp", "HarpChannel"]
@@ -203,10 +204,11 @@ class Harp(HingeHooks, Pruner):
             "baked_density": kept / sum(sizes.values()),
             "rate_min": min(rates.values()), "rate_max": max(rates.values()),
             "kept_as_at_init": same / max(kept, 1), **self.schedule.summary()})
-        if self._summary["budget_scale"] < 0.999:
-            log.warning("harp: learned density %.4f above the target %.4f at finalize (gamma "
-                        "never froze); rates scaled by %.3f", self._summary["learned_density"],
-                        self.target_density, self._summary["budget_scale"])
+        self._summary.update(projection_facts(self._summary["budget_scale"],
+                                              self._summary["learned_density"],
+                                              self.target_density, "density"))
+        for warning in self._summary.get("warnings", []):
+            log.warning("harp: %s", warning)
         for name in self._layers:       # drop scores and rates, keep the frozen weights
             parametrize.remove_parametrizations(model.get_submodule(name), "weight", False)
         unfreeze(self._frozen)

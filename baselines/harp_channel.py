@@ -32,7 +32,8 @@ from prunekit.pruning.groups import ChannelGroups
 
 from baselines._common import topk_count, uniform_group_counts
 from baselines.harp_core import (HingeHooks, HingeSchedule, RateTopK, budget_scale,
-                                 check_harp_hparams, kept_count, rate_logit, rate_of)
+                                 check_harp_hparams, kept_count, projection_facts, rate_logit,
+                                 rate_of)
 from baselines.hydra_channel import HydraChannel
 
 __all__ = ["HarpChannel"]
@@ -141,10 +142,10 @@ class HarpChannel(HingeHooks, HydraChannel):
             "rate_max": max(rates, default=1.0), "learned_macs_kept": learned,
             "kept_channels": list(self._final_counts), "uniform_channels": uniform,
             **self.schedule.summary()})
-        if self._harp_facts["budget_scale"] < 0.999:
-            log.warning("harp-channel: learned MACs %.4f of dense above the target %.4f at "
-                        "finalize; rates scaled by %.3f", learned, 1.0 - self.sparsity,
-                        self._harp_facts["budget_scale"])
+        self._harp_facts.update(projection_facts(self._harp_facts["budget_scale"], learned,
+                                                 1.0 - self.sparsity, "MACs fraction"))
+        for warning in self._harp_facts.get("warnings", []):
+            log.warning("harp-channel: %s", warning)
         out = super().finalize(model)
         self._k_scores, self._final_counts = [], None
         return out

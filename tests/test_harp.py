@@ -84,6 +84,7 @@ def test_hinge_and_gamma_bring_the_learned_rates_to_the_target(data):
     final = pruner.finalize(model)
     s = pruner.summary()
     assert s["budget_scale"] == 1.0 and s["gamma_frozen"] and s["constraint_reached"]
+    assert s["converged"] is True and "warnings" not in s
     assert abs(measure(final, x[:1], dense=dense).weight_sparsity - 0.8) < 0.02
 
 
@@ -117,8 +118,11 @@ def test_budget_projection_keeps_the_learned_allocation(data):
         first.k_score.fill_(rate_logit(0.9, first.k_min))
     rates = pruner.rates()
     final = pruner.finalize(model)
-    scale = pruner.summary()["budget_scale"]
+    s = pruner.summary()
+    scale = s["budget_scale"]
     assert scale < 1.0
+    # the projected row says so: not converged, and a warning the report shows beside it
+    assert s["converged"] is False and "scaled every rate" in s["warnings"][0]
     assert abs(measure(final, x[:1], dense=dense).weight_sparsity - 0.8) < 0.01
     for n, r in rates.items():
         got = float((final.get_submodule(n).weight != 0).float().mean())
@@ -153,6 +157,24 @@ def test_hinge_schedule_freezes_at_the_gamma_that_met_the_target():
     assert [g for g, _ in sch.history] == [0.5, 1.0, 1.5, 1.5] and sch.frozen == 1.5
     assert float(sch.penalty(torch.tensor(1.2))) == pytest.approx(0.3)
     assert float(sch.penalty(torch.tensor(0.7))) == 0.0
+
+
+def test_hinge_schedule_started_at_the_target_keeps_growing_until_it_had_to_act():
+    # a start that meets the target (the default init_keep) must not freeze gamma at gamma0:
+    # the freeze is armed by a violation, and "reached" is the state at the last period end
+    sch = HingeSchedule(0.5)
+    for ratio in (1.0, 0.99, 1.0):
+        sch.end_period(ratio)
+    assert sch.frozen is None and sch.gamma() == 2.0 and sch.reached
+    sch.end_period(1.2)
+    assert not sch.reached and sch.frozen is None
+    sch.end_period(1.0)
+    assert sch.frozen == 2.5 and sch.reached
+    sch.end_period(1.1)
+    assert sch.gamma() == 2.5 and not sch.reached and not sch.summary()["constraint_reached"]
+    restored = HingeSchedule(0.5)
+    restored.load_state_dict(sch.state_dict())
+    assert restored.state_dict() == sch.state_dict()
 
 
 def test_channel_rates_learn_and_finalize_uses_them(data):
