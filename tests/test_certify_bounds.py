@@ -99,3 +99,71 @@ def test_unsupported_node_is_one_line() -> None:
     bn = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)).train()
     with pytest.raises(BoundError, match="eval mode"):
         Bounds(bn)
+
+
+def _frozen_at_batch_stats(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """An independent oracle: a copy whose BN running statistics are the batch's (torch's own
+    train-mode BN with momentum 1 stores the mean and the unbiased variance), in eval mode."""
+    import copy
+    ref = copy.deepcopy(model)
+    bns = [m for m in ref.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    sizes = {}
+    for m in bns:
+        m.momentum = 1.0
+        m.register_forward_pre_hook(lambda mod, a: sizes.__setitem__(
+            mod, a[0].numel() // a[0].shape[1]))
+    ref.train()
+    with torch.no_grad():
+        ref(x)
+    for m in bns:
+        m.running_var.mul_((sizes[m] - 1) / sizes[m])        # unbiased -> biased
+        m._forward_pre_hooks.clear()
+    return ref.eval()
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_batch_stats_bounds_contain_sampled_perturbations(k: int) -> None:
+    from prunekit.models.vgg import vgg_small
+    torch.manual_seed(3)
+    model = _models()[2] if k == 2 else vgg_small(5, 1, width=0.125).eval()
+    size = 6 if k == 2 else 12
+    x, y = torch.rand(4, 1, size, size), torch.tensor([0, 1, 3, 4])
+    ref = _frozen_at_batch_stats(model, x)
+    before = {n: b.clone() for n, b in model.named_buffers()}
+    b = Bounds(model).use_batch_stats(x)
+    assert all(torch.equal(before[n], t) for n, t in model.named_buffers())   # untouched
+    with torch.no_grad():
+        assert torch.allclose(b.ibp(x, x)[0], ref(x), atol=1e-5)   # the frozen network
+    eps = 0.03
+    lo, up = input_box(x, eps)
+    spec = margin_spec(y, 5)
+    l, u = b.ibp(lo, up)
+    xs = lo.unsqueeze(0) + (up - lo).unsqueeze(0) * torch.rand(1000, *x.shape)
+    xs[:100] = torch.where(torch.rand(100, *x.shape) < 0.5, lo, up)
+    with torch.no_grad():
+        z = ref(xs.flatten(0, 1)).view(1000, *l.shape)
+    assert (z >= l - 1e-4).all() and (z <= u + 1e-4).all()
+    m = torch.einsum("bsk,nbk->nbs", spec, z)
+    for lb in (b.ibp(lo, up, spec)[0], b.crown_ibp(lo, up, spec)):
+        assert (m >= lb - 1e-4).all()
+
+
+def test_batch_stats_bounds_are_scale_invariant_like_train_mode_bn() -> None:
+    """The mechanism: with the batch's statistics, scaling a conv followed by BN leaves the
+    bounds unchanged (as it leaves the train-mode output); with running statistics it scales
+    them -- the shortcut the robust term took in the collapsed fmnist-certify runs."""
+    model = _models()[2]
+    torch.manual_seed(4)
+    x, y = torch.rand(6, 1, 6, 6), torch.randint(0, 5, (6,))
+    lo, up = input_box(x, 0.05)
+    spec = margin_spec(y, 5)
+    batch1 = Bounds(model).use_batch_stats(x).ibp(lo, up, spec)[0]
+    run1 = Bounds(model).ibp(lo, up, spec)[0]
+    with torch.no_grad():
+        model.c1.weight.mul_(2.0)
+        model.c1.bias.mul_(2.0)
+    batch2 = Bounds(model).use_batch_stats(x).ibp(lo, up, spec)[0]
+    run2 = Bounds(model).ibp(lo, up, spec)[0]
+    assert torch.allclose(batch1, batch2, atol=1e-4)
+    assert not torch.allclose(run1, run2, atol=1e-2)
+

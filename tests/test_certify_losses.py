@@ -77,3 +77,29 @@ def test_verified_loss_is_the_bound_ce_and_trains(name: str) -> None:
         loss(model, x, y)[0].backward()
         opt.step()
     assert Bounds(model).margins(x, y, 0.05, "ibp").min(1).values.mean() > before
+
+
+@pytest.mark.parametrize("bn_stats", ["running", "batch"])
+def test_bn_stats_batch_makes_the_robust_term_scale_invariant(bn_stats: str) -> None:
+    """``bn_stats: batch`` (auto_LiRPA's training-mode BN): the robust term's gradient of a
+    conv followed by BN is orthogonal to its weight, as for the train-mode clean term; with
+    the running statistics it points along the weight (shrinking the conv shrinks the bounds:
+    the shortcut behind the collapsed fmnist-certify rows, docs/training.md)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(4 * 4 * 4, 3)).train()
+    for _ in range(3):    # running statistics near the batch's
+        model(torch.rand(32, 1, 6, 6))
+    x, y = torch.rand(32, 1, 6, 6), torch.randint(0, 3, (32,))
+    loss = IBPLoss(eps=0.05, kappa_start=0.0, kappa_end=0.0, bn_stats=bn_stats)
+    value, stats = loss(model, x, y)
+    value.backward()
+    w, g = model[0].weight.detach(), model[0].weight.grad
+    cos = float((w * g).sum() / (w.norm() * g.norm()).detach())
+    if bn_stats == "batch":
+        assert abs(cos) < 1e-2      # not exactly 0: BN's eps in var + eps
+    else:
+        assert cos > 0.1
+    assert model.training and "bn_stats=" + bn_stats in repr(loss)
+    with pytest.raises(ValueError, match="bn_stats must be one of running, batch"):
+        IBPLoss(eps=0.1, bn_stats="train")

@@ -36,8 +36,10 @@ from prunekit.pruning import measure
 from prunekit.pruning.base import sparsity_target_of
 from prunekit.registry import PRUNERS, SEARCHERS
 from prunekit.train import run_pipeline
+from prunekit.train.collapse import eval_collapse
 from prunekit.train.pipeline import uses_pretraining
 from prunekit.train.data import build_test_set
+from prunekit.train.records import append_warnings
 from prunekit.train.tracking import open_tracker
 
 __all__ = ["GridSummary", "RunFn", "pipeline_run", "provenance", "load_run_fn", "resolve_run_fn",
@@ -124,7 +126,9 @@ def provenance() -> dict[str, str]:
 
 def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                  device: str | None = None) -> dict[str, Any]:
-    """The real run: ``run_pipeline`` -> ``measure`` -> ``RobustnessEvaluator.evaluate``."""
+    """The real run: ``run_pipeline`` -> ``measure`` -> ``RobustnessEvaluator.evaluate``; a
+    final model at chance level gets a warning in its method summary
+    (:func:`prunekit.train.collapse.eval_collapse`)."""
     with open_tracker(cfg, workdir) as tracker:  # a no-op unless cfg.track enables one
         res = run_pipeline(cfg, workdir, cache_dir=cache_dir, device=device, tracker=tracker)
         meas = measure(res.model, res.example_inputs, dense=res.dense_model)
@@ -137,6 +141,8 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                                  device=dev, state_path=str(Path(workdir) / "eval_state.pt"),
                                  certify=tuple(rcfg.eval.certify))
         result = ev.evaluate(res.model, test_set)
+        res.summary = append_warnings(res.summary, eval_collapse(
+            result.clean_acc, res.spec.num_classes, result.n_examples))
         row = {"params": meas.params, "macs": meas.macs, "weight_sparsity": meas.weight_sparsity,
                "macs_reduction": meas.macs_reduction, "train_s": res.train_seconds,
                "device": dev,

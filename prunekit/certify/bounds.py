@@ -2,10 +2,12 @@
 sec. 3) for the layers prunekit's models use, on a ``torch.fx`` trace of the model.
 
 Own implementation (auto_LiRPA 0.3 on PyPI requires torch < 1.13; docs/design-decisions.md).
-Supported nodes: ``Conv2d``, ``Linear``, ``BatchNorm1d/2d`` (eval mode: an affine map),
+Supported nodes: ``Conv2d``, ``Linear``, ``BatchNorm1d/2d`` (an affine map: with the running
+statistics, or -- :meth:`Bounds.use_batch_stats`, for training -- with a clean batch's),
 ``Normalize``, ``ReLU``, ``Flatten`` / ``flatten`` / ``view`` / ``reshape``, ``AvgPool2d`` /
 ``AdaptiveAvgPool2d`` / ``avg_pool2d`` / ``adaptive_avg_pool2d``, ``MaxPool2d`` (CROWN: the lower line
-through the window's largest lower bound, upper the constant max of the upper bounds), ``Identity`` / ``Dropout`` (eval) and the residual ``add``. Any other node is an
+through the window's largest lower bound, upper the constant max of the upper bounds),
+``Identity`` / ``Dropout`` (eval) and the residual ``add``. Any other node is an
 :class:`~prunekit.errors.BoundError` naming it. Masks baked into ``weight`` (parametrizations,
 HYDRA's scores) are seen; forward hooks are not, so a submodule with hooks is refused (hooks on
 the root model, such as the training loop's forward counter, are ignored).
@@ -16,6 +18,14 @@ into the last ``Linear`` (Gowal et al. sec. 3, "elision of the last layer"). CRO
 backward linear relaxation from ``C`` with IBP bounds for every ReLU's input; its ReLU lower
 line is the adaptive one (slope 1 if ``u > -l`` else 0; Zhang et al. 2020 appendix, HYDRA
 crown/bound_layers.py with ``same-slope`` and ``zero-lb`` False).
+
+BatchNorm with batch statistics (auto_LiRPA's ``BoundBatchNormalization`` in training mode, as
+used by Shi et al. 2021, shizhouxing/Fast-Certified-Robust-Training): after
+:meth:`Bounds.use_batch_stats` ``(x)`` every BN node is the affine map ``gamma (t - mu) /
+sqrt(var + eps) + beta`` with ``mu`` / ``var`` (biased) the per-channel statistics of the clean
+batch ``x`` at that node -- differentiable, so the robust loss sees BN's scale invariance like the
+clean train-mode pass does. The bounds are then sound for the network with BN frozen at those
+statistics (not for the eval-mode network): a training device, never a certificate.
 """
 from __future__ import annotations
 
@@ -69,6 +79,16 @@ def _relu_lines(l: Tensor, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return a_lo, torch.zeros_like(l), a_up, b_up
 
 
+def _bn_affine(t: Tensor, mu: Tensor, var: Tensor, m: nn.Module) -> Tensor:
+    """BatchNorm ``m`` as the affine map with the given (differentiable) statistics."""
+    shape = (1, -1) + (1,) * (t.dim() - 2)
+    scale = (var + m.eps).rsqrt()
+    if m.weight is not None:
+        scale = scale * m.weight
+    out = (t - mu.view(shape)) * scale.view(shape)
+    return out + m.bias.view(shape) if m.bias is not None else out
+
+
 class _LeafTracer(fx.Tracer):
     """Keep ``Normalize`` (and the torch leaves) as one node each."""
 
@@ -102,6 +122,7 @@ class Bounds:
         except Exception as e:  # fx raises many types
             raise BoundError(f"cannot trace {type(model).__name__} with torch.fx: {e}") from e
         self.modules = dict(model.named_modules())
+        self.bn_stats: dict[fx.Node, tuple[Tensor, Tensor]] = {}   # use_batch_stats
         self.nodes = [n for n in self.graph.nodes if n.op not in ("output",)]
         self.output = next(n for n in self.graph.nodes if n.op == "output").args[0]
         for n in self.nodes:
@@ -117,8 +138,10 @@ class Bounds:
                 return "relu"
             if isinstance(m, nn.MaxPool2d):
                 return "maxpool"
-            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.training:
-                raise BoundError(f"{n.target}: BatchNorm must be in eval mode for bounds")
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.training \
+                    and n not in self.bn_stats:
+                raise BoundError(f"{n.target}: BatchNorm must be in eval mode for bounds "
+                                 f"(or use Bounds.use_batch_stats)")
             if isinstance(m, _AFFINE_MODULES):
                 return "affine"
         if n.op == "call_function":
@@ -137,11 +160,35 @@ class Bounds:
     def _fn(self, n: fx.Node) -> Callable[[Tensor], Tensor]:
         """The node as a function of its first (tensor) argument."""
         rest = n.args[1:]
+        if n in self.bn_stats:
+            m, (mu, var) = self.modules[n.target], self.bn_stats[n]
+            return lambda t: _bn_affine(t, mu, var, m)
         if n.op == "call_module":
             return self.modules[n.target]
         if n.op == "call_function":
             return lambda t: n.target(t, *rest, **n.kwargs)
         return lambda t: getattr(t, n.target)(*rest, **n.kwargs)
+
+    def use_batch_stats(self, x: Tensor) -> "Bounds":
+        """Freeze every BatchNorm node at the per-channel mean / biased variance of the clean
+        batch ``x`` at its input (kept differentiable; running statistics untouched)."""
+        self.bn_stats = {}
+        env: dict[fx.Node, Tensor] = {}
+        for n in self.nodes:
+            if n.op == "placeholder":
+                env[n] = x
+                continue
+            args = [env[a] if isinstance(a, fx.Node) else a for a in n.args]
+            m = self.modules.get(n.target) if n.op == "call_module" else None
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                t = args[0]
+                dims = [0] + list(range(2, t.dim()))
+                self.bn_stats[n] = (t.mean(dims), t.var(dims, unbiased=False))
+            if self._kind(n) in ("affine", "relu", "maxpool"):
+                env[n] = self._fn(n)(args[0])
+            else:   # add
+                env[n] = args[0] + args[1]
+        return self
 
     def _affine_interval(self, n: fx.Node, l: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """``W`` positive/negative split through the centre-radius form (Gowal et al. eq. 6)."""

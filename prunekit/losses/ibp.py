@@ -16,9 +16,13 @@ loop), ``t = 1``. Defaults: IBP kappa 1 -> 0.5 (Gowal), CROWN-IBP
 kappa 1 -> 0 and beta 1 -> 0 (Zhang); HYDRA's script is kappa 0 throughout (``kappa_start=0,
 kappa_end=0``), beta 1 -> 0.
 
-Deviation: the bounds are computed with the model in eval mode (BatchNorm with running
-statistics), the clean term in the caller's mode; Gowal / auto_LiRPA bound BN with the batch's
-statistics. Documented in docs/design-decisions.md.
+BatchNorm inside the bounds (``bn_stats``): ``running`` computes them with the model in eval
+mode (BN with running statistics; the clean term in the caller's mode); ``batch`` freezes every
+BN at the clean batch's per-channel mean / variance (differentiable; auto_LiRPA's training-mode
+BN, which Gowal et al. and Shi et al. 2021 train with). With ``running`` the robust term can
+shrink its bounds by shrinking a conv's weights (the running variance is a constant to it) while
+the train-mode clean term is scale invariant; measured in docs/training.md. Certification
+(prunekit/certify/verified.py) always uses eval mode. docs/design-decisions.md.
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ class IBPLoss(AdvLoss):
         ramp_start, ramp_epochs: the eps / kappa / beta ramp, in (fractional) epochs.
         kappa_start, kappa_end: weight of the clean CE at the start / end of the ramp
             (``kappa_end`` None: 0.5 for IBP, 0 for CROWN-IBP).
+        bn_stats: BatchNorm statistics inside the training bounds, ``running`` or ``batch``
+            (module docstring).
     """
 
     threat: ClassVar[str] = "verified"
@@ -55,9 +61,12 @@ class IBPLoss(AdvLoss):
                  beta: float = 0.0, ramp_start: float = 0.0, ramp_epochs: float = 0.0,
                  kappa_start: float = 1.0, kappa_end: float | None = None,
                  beta_start: float = 1.0, beta_end: float = 0.0,
-                 ramp_stage: str | None = "pretrain") -> None:
+                 ramp_stage: str | None = "pretrain", bn_stats: str = "running") -> None:
         super().__init__(eps, step_size, steps, beta)
         self.ramp_stage = ramp_stage
+        if bn_stats not in ("running", "batch"):
+            raise ValueError(f"bn_stats must be one of running, batch; got {bn_stats!r}")
+        self.bn_stats = bn_stats
         if kappa_end is None:
             kappa_end = self.default_kappa_end
         for name, v in (("kappa_start", kappa_start), ("kappa_end", kappa_end),
@@ -106,10 +115,15 @@ class IBPLoss(AdvLoss):
               y: Tensor) -> tuple[Tensor, dict[str, float]]:
         return self._objective(model, x, y, self.schedule())
 
+    def bounds(self, model: nn.Module, x: Tensor) -> Bounds:
+        """The bound propagation of ``model`` (DDP unwrapped), BN per ``bn_stats``."""
+        bounds = Bounds(getattr(model, "module", model))
+        return bounds.use_batch_stats(x) if self.bn_stats == "batch" else bounds
+
     def margins(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, beta: float,
                 k: int) -> Tensor:
         """Lower margin bounds ``[B, K-1]`` over ``k`` classes (differentiable)."""
-        bounds = Bounds(getattr(model, "module", model))   # unwrap DDP
+        bounds = self.bounds(model, x)
         lo, up = input_box(x, eps)
         spec = margin_spec(y, k).to(x.dtype)
         return bounds.ibp(lo, up, spec)[0]
@@ -132,7 +146,8 @@ class IBPLoss(AdvLoss):
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(eps={self.eps:.5g}, ramp_start={self.ramp_start:g}, "
-                f"ramp_epochs={self.ramp_epochs:g}, kappa={self.kappa}, beta={self.beta_sched})")
+                f"ramp_epochs={self.ramp_epochs:g}, kappa={self.kappa}, beta={self.beta_sched}, "
+                f"bn_stats={self.bn_stats})")
 
 
 LOSSES.register("ibp")(IBPLoss)
@@ -147,7 +162,7 @@ class CROWNIBPLoss(IBPLoss):
 
     def margins(self, model: nn.Module, x: Tensor, y: Tensor, eps: float, beta: float,
                 k: int) -> Tensor:
-        bounds = Bounds(getattr(model, "module", model))
+        bounds = self.bounds(model, x)
         lo, up = input_box(x, eps)
         spec = margin_spec(y, k).to(x.dtype)
         ibp = bounds.ibp(lo, up, spec)[0]

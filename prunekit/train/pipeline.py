@@ -31,7 +31,7 @@ from prunekit.train.optim import make_optimizer, make_scheduler
 from prunekit.train.pretrain_stage import pretrain_stage
 from prunekit.train.search_stage import is_searcher, run_search_stages
 from prunekit.train.compute import ForwardCounter, cpu_seconds
-from prunekit.train.records import StageRecord, compute_columns, stage_warnings
+from prunekit.train.records import StageRecord, append_warnings, compute_columns, stage_warnings
 from prunekit.train.tracking import open_tracker
 from prunekit.train.workdir import claim_workdir, save_final
 
@@ -171,7 +171,8 @@ def run_pipeline(cfg: RunConfig, workdir: str | os.PathLike,
         records["finetune"] = StageRecord(skipped=True)
     model.eval()
     train_seconds = float(sum(r.seconds for r in records.values()))
-    pruner_info["summary"] = _with_warnings(pruner_info["summary"], records)
+    pruner_info["summary"] = _with_warnings(pruner_info["summary"], records, spec.num_classes,
+                                            len(train_set))
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, pruner_info)
     dist.barrier()
@@ -201,13 +202,12 @@ def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str,
     return out
 
 
-def _with_warnings(summary: dict[str, Any], records: dict[str, StageRecord]) -> dict[str, Any]:
-    """``summary`` with the stages' training warnings (catastrophic overfitting, ...) appended
-    to its ``warnings`` list (the CSV ``method_summary``)."""
-    warns = stage_warnings(records)
-    if not warns:
-        return summary
-    return {**summary, "warnings": list(summary.get("warnings") or []) + warns}
+def _with_warnings(summary: dict[str, Any], records: dict[str, StageRecord], num_classes: int,
+                   n_train: int) -> dict[str, Any]:
+    """``summary`` with the stages' training warnings (catastrophic overfitting, chance-level
+    collapse, ...) appended to its ``warnings`` list (the CSV ``method_summary``)."""
+    warns = stage_warnings(records, num_classes, n_train)
+    return append_warnings(summary, warns) if warns else summary
 
 
 def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
@@ -218,7 +218,7 @@ def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss
     records = {"pretrain": StageRecord(skipped=True),
                **{k: StageRecord(**v) for k, v in recs.items()}}
     train_seconds = float(sum(r.seconds for r in records.values()))
-    summary = _with_warnings(searcher.summary(), records)
+    summary = _with_warnings(searcher.summary(), records, spec.num_classes, len(train_set))
     info = {"name": cfg.method, "hparams": searcher.hparams(), "summary": summary}
     if dist.is_main:
         save_final(workdir, model, cfg, records, spec, train_seconds, info)

@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from prunekit.train.collapse import stats_collapse
 from prunekit.train.compute import sum_or_none
 from prunekit.train.loop import FitResult
 
-__all__ = ["StageRecord", "compute_columns", "stage_warnings"]
+__all__ = ["StageRecord", "compute_columns", "stage_warnings", "append_warnings"]
 
 
 @dataclass
@@ -48,6 +49,22 @@ def compute_columns(records: Mapping[str, StageRecord]) -> dict[str, Any]:
             "train_cpu_s": None if cpu is None else round(cpu, 3)}
 
 
-def stage_warnings(records: Mapping[str, StageRecord]) -> list[str]:
-    """Every stage's warnings, prefixed with the stage (``"pretrain: ..."``)."""
-    return [f"{k}: {w}" for k, r in records.items() for w in r.warnings]
+def stage_warnings(records: Mapping[str, StageRecord], num_classes: int | None = None,
+                   n_train: int | None = None) -> list[str]:
+    """Every stage's warnings, prefixed with the stage (``"pretrain: ..."``); with
+    ``num_classes`` and ``n_train`` (examples per epoch) also each trained stage's chance-level
+    collapse (:func:`prunekit.train.collapse.stats_collapse` on its last epoch's stats)."""
+    out = []
+    for k, r in records.items():
+        warns = list(r.warnings)
+        if num_classes and n_train and not r.skipped and r.last:
+            warns += [w for w in stats_collapse(r.last, num_classes, n_train) if w not in warns]
+        out += [f"{k}: {w}" for w in warns]
+    return out
+
+
+def append_warnings(summary: Mapping[str, Any], warns: list[str]) -> dict[str, Any]:
+    """``summary`` (a method summary) with ``warns`` appended to its ``warnings`` list."""
+    if not warns:
+        return dict(summary)
+    return {**summary, "warnings": list(summary.get("warnings") or []) + list(warns)}
