@@ -2,6 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
+
+# A test run started in the background by a non-interactive shell (`make test &`, nohup, some CI
+# runners) inherits SIGINT *ignored*, and every process the tests start would inherit it too:
+# then the Ctrl-C tests' SIGINT never reaches the bench processes, which run on until the
+# tests' communicate() timeout (measured: test_bench_jobs' two Ctrl-C tests failed exactly so in
+# a `nohup pytest &` run). A Python-level handler here resets to SIG_DFL across exec, so the
+# children get Python's usual KeyboardInterrupt again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Tiny models gain nothing from intra-op threads, and two threads collapse (4-6x slower) as soon
 # as anything else runs on a 2-core machine: one thread for the tests and their subprocesses.
