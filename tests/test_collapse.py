@@ -7,7 +7,8 @@ import math
 import pytest
 
 from prunekit.bench.cells import method_warnings
-from prunekit.train.collapse import at_chance, chance_threshold, eval_collapse, stats_collapse
+from prunekit.train.collapse import (at_chance, chance_threshold, eval_collapse,
+                                     is_collapse_warning, stats_collapse)
 from prunekit.train.records import StageRecord, append_warnings, stage_warnings
 
 # last-epoch stats of the published (collapsed) fmnist-certify CROWN-IBP dense pretraining and
@@ -61,4 +62,6 @@ def test_stage_warnings_reach_the_report_marker() -> None:
     assert [w.split(":")[0] for w in warns] == ["pretrain", "finetune"]
     summary = append_warnings({"kept": 1, "warnings": ["x"]}, warns)
     assert method_warnings(summary) == ["x", *warns]          # -> the report's dagger
+    assert is_collapse_warning(warns[0]) and not is_collapse_warning(warns[1])   # "own"
+    assert is_collapse_warning(eval_collapse(0.1, 10, 200)[0])
     assert append_warnings({"kept": 1}, []) == {"kept": 1}

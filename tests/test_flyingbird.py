@@ -21,6 +21,7 @@ from scipy import stats
 from prunekit import MODELS, PRUNERS
 from prunekit.pruning import measure
 from prunekit.train import run_pipeline
+from prunekit.train.collapse import is_collapse_warning
 
 from baselines.flyingbird_masks import death_rate_at, drop_and_grow, integer_counts, \
     layer_densities
@@ -274,5 +275,6 @@ def test_pipeline_trains_from_scratch_end_to_end(tmp_path):
     m = measure(res.model, res.example_inputs, dense=res.dense_model)
     assert m.weight_sparsity == pytest.approx(0.8, abs=0.01)
     assert summary["finalize_agreement"] == 1.0 and summary["finalize_logit_change"] == 0.0
-    assert not summary.get("warnings")
+    # the tiny synthetic run is at chance (prunekit.train.collapse); nothing else warns
+    assert all(is_collapse_warning(w) for w in summary.get("warnings", []))
 

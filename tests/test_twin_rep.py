@@ -17,6 +17,7 @@ from torch.nn.utils import parametrize
 from prunekit import MODELS, PRUNERS
 from prunekit.pruning import measure, remove_weight_masks
 from prunekit.train import run_pipeline
+from prunekit.train.collapse import is_collapse_warning
 from prunekit.checkpoint import load_model
 from prunekit.models.common import find_classifier
 from baselines.twin_rep_core import ChannelRepWeight, TwinWeight, reparametrize
@@ -272,7 +273,8 @@ def test_pipeline_trains_from_scratch_and_prunes_at_the_pruning_epoch(tmp_path, 
     assert res.records["pretrain"].skipped and res.records["prune"].epochs == 2
     s = res.summary
     assert s["pruned_after_epochs"] == 1 and s["finalize_agreement"] == 1.0
-    assert s["finalize_logit_change"] < 1e-5 and "warnings" not in s
+    assert s["finalize_logit_change"] < 1e-5
+    assert all(is_collapse_warning(w) for w in s.get("warnings", []))   # tiny run: at chance
     m = measure(res.model, res.example_inputs, dense=res.dense_model)
     if method == "twin-rep":
         assert m.weight_sparsity == pytest.approx(0.5, abs=0.005)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-__all__ = ["chance_threshold", "at_chance", "stats_collapse", "eval_collapse"]
+__all__ = ["chance_threshold", "at_chance", "stats_collapse", "eval_collapse",
+           "is_collapse_warning"]
 
 #: the robust-loss band around ln K that counts as "stuck" (fractions of ln K)
 ROBUST_LOSS_BAND = (0.9, 1.15)
@@ -36,6 +37,12 @@ def chance_threshold(num_classes: int, n: int) -> float:
 def at_chance(acc: float, num_classes: int, n: int) -> bool:
     """Whether accuracy ``acc`` (a fraction) on ``n`` examples is at chance level."""
     return float(acc) <= chance_threshold(num_classes, n)
+
+
+def is_collapse_warning(text: str) -> bool:
+    """Whether a method-summary warning is one of this module's (stage prefix allowed)."""
+    return any(m in text for m in ("collapsed to chance level", "is at chance level",
+                                   "stuck at a uniform output"))
 
 
 def _pct(v: float) -> str:
