@@ -1,9 +1,11 @@
 """``prunekit bench --reevaluate``: an attack added to a finished grid is evaluated on the
 finished runs' final models without re-running any training stage: every file under runs/ and
-cache/ keeps its bytes and mtime, new rows appear for the new run ids."""
+cache/ keeps its bytes and mtime, new rows appear for the new run ids; a certifier added to the
+eval section is evaluated too."""
 from __future__ import annotations
 
 import csv
+import json
 import hashlib
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def test_added_attack_reevaluates_without_training(tmp_path: Path) -> None:
     assert any(k.endswith("ckpt.pt") for k in before) and any(k.endswith("model.pt") for k in before)
 
     grid2 = {**GRID, "base": {**GRID["base"], "eval": {"attacks": ["pgd-2-1", "pgd-3-1"],
-                                                       "n_examples": 16}}}
+                                                       "n_examples": 16, "certify": ["ibp"]}}}
     g2 = tmp_path / "g2.yaml"
     g2.write_text(yaml.safe_dump(grid2))
     assert main(["bench", str(g2), "--out", str(out), "--reevaluate"]) == 0
@@ -62,6 +64,8 @@ def test_added_attack_reevaluates_without_training(tmp_path: Path) -> None:
         assert again["clean_acc"] == old["clean_acc"]  # the same model on the same images
         assert again["params"] == old["params"] and again["macs"] == old["macs"]
         assert again["pretrain_hash"] == old["pretrain_hash"]
+        # eval.certify is honoured (it was dropped before)
+        assert "ibp" in json.loads(again["certified_acc"]) and not json.loads(old["certified_acc"] or "{}")
     # a second --reevaluate has nothing left to do
     assert main(["bench", str(g2), "--out", str(out), "--reevaluate"]) == 0
     assert len(_rows(out)) == 4

@@ -124,6 +124,17 @@ def provenance() -> dict[str, str]:
             "torch_version": torch.__version__}
 
 
+def evaluator_for(rcfg: RunConfig, device: str, workdir: str | Path) -> RobustnessEvaluator:
+    """The evaluator of a resolved run config: its attacks, certifiers, examples and seed, with
+    the resumable state in ``workdir/eval_state.pt`` (the one home: bench runs and
+    ``--reevaluate`` build it here)."""
+    return RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
+                               n_examples=rcfg.eval.n_examples,
+                               batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
+                               device=device, state_path=str(Path(workdir) / "eval_state.pt"),
+                               certify=tuple(rcfg.eval.certify))
+
+
 def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
                  device: str | None = None) -> dict[str, Any]:
     """The real run: ``run_pipeline`` -> ``measure`` -> ``RobustnessEvaluator.evaluate``; a
@@ -135,11 +146,7 @@ def pipeline_run(cfg: RunConfig, workdir: Path, cache_dir: Path,
         rcfg = cfg.resolve(res.spec.eps)
         test_set = build_test_set(rcfg)
         dev = device or str(model_device(res.model))
-        ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
-                                 n_examples=rcfg.eval.n_examples,
-                                 batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
-                                 device=dev, state_path=str(Path(workdir) / "eval_state.pt"),
-                                 certify=tuple(rcfg.eval.certify))
+        ev = evaluator_for(rcfg, dev, workdir)
         result = ev.evaluate(res.model, test_set)
         res.summary = append_warnings(res.summary, eval_collapse(
             result.clean_acc, res.spec.num_classes, result.n_examples))

@@ -20,13 +20,12 @@ from typing import Any, Callable, Mapping
 
 from prunekit.atomic import atomic_write_text
 from prunekit.bench.grid import Grid, expand, load_grid, resolve_data_root
-from prunekit.bench.one_run import EVAL_RESULT, GridSummary
+from prunekit.bench.one_run import EVAL_RESULT, GridSummary, evaluator_for
 from prunekit.bench.runner import run_grid
 from prunekit.bench.store import COLUMNS, ResultsStore
 from prunekit.checkpoint import load_model
 from prunekit.config import RunConfig
 from prunekit.devices import select_device
-from prunekit.eval import RobustnessEvaluator
 from prunekit.overrides import filter_runs
 from prunekit.pruning.accounting import measure_loaded, measured_columns
 from prunekit.train.data import build_test_set
@@ -97,10 +96,7 @@ class Reevaluate:
         model = load_model(src / "model.pt").to(dev).eval()
         shape = getattr(model, "prunekit_input_shape", None) or tuple(test_set.spec.input_shape)
         meas = measure_loaded(model, shape)
-        ev = RobustnessEvaluator(rcfg.eval.eps, attacks=tuple(rcfg.eval.attacks),
-                                 n_examples=rcfg.eval.n_examples,
-                                 batch_size=rcfg.eval.batch_size, seed=rcfg.eval.seed,
-                                 device=str(dev), state_path=str(Path(workdir) / "eval_state.pt"))
+        ev = evaluator_for(rcfg, str(dev), workdir)   # with eval.certify (it was dropped)
         result = ev.evaluate(model, test_set)
         old = self._rows.get(src.name, {})
         row: dict[str, Any] = {k: old[k] for k in TRAIN_COLUMNS if k in COLUMNS and old.get(k)}
