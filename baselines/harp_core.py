@@ -91,9 +91,17 @@ class HingeSchedule:
         self.unit = unit
         self.period = 0
         self.frozen: float | None = None
-        self.reached = False
-        self.violated = False   # the hinge was active at some period end (arms the freeze)
         self.history: list[tuple[float, float]] = []   # (gamma, loss_hw) at each period end
+
+    @property
+    def reached(self) -> bool:
+        """The hinge holds at the last period end."""
+        return bool(self.history) and round(self.history[-1][1], 4) == 0.0
+
+    @property
+    def violated(self) -> bool:
+        """The hinge was active at some period end (this arms the freeze)."""
+        return any(round(h, 4) > 0.0 for _, h in self.history)
 
     def gamma(self) -> float:
         if self.frozen is not None:
@@ -112,23 +120,18 @@ class HingeSchedule:
         """Record the period's end; freeze gamma once the size constraint holds."""
         loss_hw = max(0.0, float(ratio) - 1.0)
         self.history.append((self.gamma(), loss_hw))
-        self.reached = round(loss_hw, 4) == 0.0
-        if not self.reached:
-            self.violated = True
-        elif self.violated and self.frozen is None:
+        if self.reached and self.violated and self.frozen is None:
             self.frozen = self.gamma()
         self.period += 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"period": self.period, "frozen": self.frozen, "reached": self.reached,
-                "violated": self.violated, "history": [list(h) for h in self.history]}
+        return {"period": self.period, "frozen": self.frozen,
+                "history": [list(h) for h in self.history]}   # reached / violated: from history
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.period = int(state.get("period", 0))
         frozen = state.get("frozen")
         self.frozen = None if frozen is None else float(frozen)
-        self.reached = bool(state.get("reached", False))
-        self.violated = bool(state.get("violated", self.frozen is not None))
         self.history = [(float(a), float(b)) for a, b in state.get("history", [])]
 
     def summary(self) -> dict[str, Any]:

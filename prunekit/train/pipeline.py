@@ -196,18 +196,14 @@ def uses_pretraining(cfg: RunConfig) -> bool:
 def _merge_summary(summary: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     """The pruner's summary plus the hard-prune probe; ``warnings`` lists are concatenated."""
     out = {**summary, **{k: v for k, v in change.items() if k != "warnings"}}
-    warns = list(summary.get("warnings") or []) + list(change.get("warnings") or [])
-    if warns:
-        out["warnings"] = warns
-    return out
+    return append_warnings(out, list(change.get("warnings") or []))
 
 
 def _with_warnings(summary: dict[str, Any], records: dict[str, StageRecord], num_classes: int,
                    n_train: int) -> dict[str, Any]:
     """``summary`` with the stages' training warnings (catastrophic overfitting, chance-level
     collapse, ...) appended to its ``warnings`` list (the CSV ``method_summary``)."""
-    warns = stage_warnings(records, num_classes, n_train)
-    return append_warnings(summary, warns) if warns else summary
+    return append_warnings(summary, stage_warnings(records, num_classes, n_train))
 
 
 def _run_searcher(cfg: RunConfig, workdir: Path, train_set: Any, spec: Any, loss: Any,
