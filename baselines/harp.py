@@ -184,6 +184,8 @@ class Harp(HingeHooks, Pruner):
         if self.project_budget:
             scale = budget_scale(sizes, rates, self.target_density * sum(sizes), sum)
         self._summary["budget_scale"] = scale
+        self._summary["rounded_density"] = \
+            sum(kept_count(r, s) for r, s in zip(rates, sizes)) / sum(sizes)
         return {n: kept_count(scale * r, s) for n, r, s in zip(names, rates, sizes)}
 
     def masks(self) -> dict[str, Tensor]:
@@ -206,7 +208,8 @@ class Harp(HingeHooks, Pruner):
             "kept_as_at_init": same / max(kept, 1), **self.schedule.summary()})
         self._summary.update(projection_facts(self._summary["budget_scale"],
                                               self._summary["learned_density"],
-                                              self.target_density, "density"))
+                                              self._summary["rounded_density"],
+                                              self.target_density, "weights", "weights"))
         for warning in self._summary.get("warnings", []):
             log.warning("harp: %s", warning)
         for name in self._layers:       # drop scores and rates, keep the frozen weights

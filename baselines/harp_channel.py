@@ -127,6 +127,8 @@ class HarpChannel(HingeHooks, HydraChannel):
         scale = budget_scale(sizes, rates, self._target_macs, macs_of) if self.project_budget \
             else 1.0
         self._harp_facts["budget_scale"] = scale
+        self._harp_facts["rounded_macs_kept"] = \
+            macs_of([kept_count(r, n) for r, n in zip(rates, sizes)]) / groups.dense_macs
         return [kept_count(scale * r, n) for r, n in zip(rates, sizes)]
 
     def finalize(self, model: nn.Module) -> nn.Module:
@@ -142,8 +144,9 @@ class HarpChannel(HingeHooks, HydraChannel):
             "rate_max": max(rates, default=1.0), "learned_macs_kept": learned,
             "kept_channels": list(self._final_counts), "uniform_channels": uniform,
             **self.schedule.summary()})
-        self._harp_facts.update(projection_facts(self._harp_facts["budget_scale"], learned,
-                                                 1.0 - self.sparsity, "MACs fraction"))
+        self._harp_facts.update(projection_facts(
+            self._harp_facts["budget_scale"], learned, self._harp_facts["rounded_macs_kept"],
+            1.0 - self.sparsity, "MACs", "channels"))
         for warning in self._harp_facts.get("warnings", []):
             log.warning("harp-channel: %s", warning)
         out = super().finalize(model)

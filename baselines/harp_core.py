@@ -140,15 +140,20 @@ class HingeSchedule:
                 "loss_hw_last": self.history[-1][1] if self.history else None}
 
 
-def projection_facts(scale: float, learned: float, target: float, what: str) -> dict[str, Any]:
+def projection_facts(scale: float, learned: float, rounded: float, target: float,
+                     what: str, unit: str) -> dict[str, Any]:
     """``converged`` (the learned rates met the budget without the finalize projection) and,
     when they did not, the warning a report shows beside the row (``scale`` < 1: every rate
-    was multiplied by it at finalize, so the baked model is not the learned one)."""
+    was multiplied by it at finalize, so the baked model is not the learned one). ``learned``
+    is the size fraction of the continuous rates, ``rounded`` that of the whole ``unit`` the
+    rates keep (``kept_count``): the budget is checked on ``rounded``, which can exceed the
+    target while ``learned`` is below it."""
     if scale >= 0.999:
         return {"converged": True}
     return {"converged": False,
-            "warnings": [f"learned {what} {learned:.3f} above the target {target:.3f} at the end "
-                         f"of the search; finalize scaled every rate by {scale:.3f}"]}
+            "warnings": [f"the learned rates keep {rounded:.4f} of the dense {what} in whole "
+                         f"{unit} (continuous rates {learned:.4f}), above the target "
+                         f"{target:.4f}; finalize scaled every rate by {scale:.4f}"]}
 
 
 def budget_scale(sizes: list[int], rates: list[float], target: float,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from prunekit import MODELS, PRUNERS
 from prunekit.pruning import measure, prunable_layers
 
-from baselines.harp_core import HingeSchedule, RateTopK, rate_logit, rate_of
+from baselines.harp_core import HingeSchedule, RateTopK, projection_facts, rate_logit, rate_of
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,7 @@ def test_budget_projection_keeps_the_learned_allocation(data):
     assert scale < 1.0
     # the projected row says so: not converged, and a warning the report shows beside it
     assert s["converged"] is False and "scaled every rate" in s["warnings"][0]
+    assert s["rounded_density"] > pruner.target_density     # what the projection acted on
     assert abs(measure(final, x[:1], dense=dense).weight_sparsity - 0.8) < 0.01
     for n, r in rates.items():
         got = float((final.get_submodule(n).weight != 0).float().mean())
@@ -204,3 +205,15 @@ def test_bad_hyperparameters_raise_one_line(bad):
         with pytest.raises(ValueError) as e:
             PRUNERS.build(name, sparsity=0.5, **bad)
         assert "\n" not in str(e.value)
+
+
+def test_projection_warning_names_the_rounded_size_it_acted_on():
+    # fmnist-structured's harp-channel rows: continuous rates at 0.0977 of the MACs (below the
+    # 0.1 target) whose whole channels kept more than the target -- the warning must say that
+    # and not "0.098 above the target 0.100"
+    facts = projection_facts(0.991, learned=0.0977, rounded=0.1031, target=0.1,
+                             what="MACs", unit="channels")
+    assert facts["converged"] is False
+    msg = facts["warnings"][0]
+    assert "0.1031" in msg and "0.0977" in msg and "above the target 0.1000" in msg
+    assert projection_facts(1.0, 0.5, 0.5, 0.5, "MACs", "channels") == {"converged": True}
