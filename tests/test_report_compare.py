@@ -128,6 +128,23 @@ def test_reading_like_for_like_against_a_same_cost_reference(tmp_path: Path) -> 
     assert "significant)" not in text
 
 
+def test_reading_names_a_seed_spread_above_two_points(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.csv")
+    diffs = []
+    for seed, (b, c) in enumerate([(40, 5), (10, 6), (25, 4)]):   # 11.7 / 1.3 / 7.0 points
+        hydra, dense = paired_flags(300, only_a=b, only_b=c, both=150)
+        add_run(store, f"dense-{seed}", "dense", {"clean": dense, "pgd-5-1": dense}, seed=seed)
+        add_run(store, f"hydra-{seed}", "hydra", {"clean": hydra, "pgd-5-1": hydra}, seed=seed,
+                sparsity=0.5, rel_params=0.5)
+        diffs.append(100 * (b - c) / 300)
+    rep = report(store.path, metrics=["clean"], n_resamples=99)
+    c = _by(rep, "hydra", "clean")
+    std = np.std(diffs, ddof=1)
+    assert c.seed_t.std == pytest.approx(std) and std > 2.0
+    assert f"seed spread: the per-seed differences vary by more than 2 points (their std) for " \
+           f"hydra 50% ({std:.1f}, MDD {c.mdd:.1f})" in rep.readings[KEY]
+
+
 def test_several_seeds_t_interval_and_example_level_test(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "results.csv")
     counts = [(20, 5), (18, 6), (25, 4)]              # (only hydra right, only dense right)
@@ -167,6 +184,7 @@ def test_several_seeds_t_interval_and_example_level_test(tmp_path: Path) -> None
     assert (f"3 seeds: seeds [{lo:+.1f}, {hi:+.1f}], seed-level p {c.p_seed:.3g}, "
             f"MDD {c.mdd:.1f}; examples [") in rep.readings[KEY]
     assert "sign-flip permutation test over examples" in rep.text
+    assert np.std(diffs, ddof=1) < 2.0 and "seed spread" not in rep.readings[KEY]
     # accuracy cells over seeds: mean ± std [t-interval]
     acc = [(150 + b) / 300 for b, _ in counts]
     lo, hi = sps.t.interval(0.95, 2, loc=np.mean(acc), scale=sps.sem(acc))

@@ -15,7 +15,8 @@ reference, MACs and non-zero parameters (``Comparison.macs_ratio`` / ``params_ra
 
 Then methods other than the reference that have the same cost *as each other* (they can be
 compared like for like with ``--versus``), and the methods whose own summary warns
-(``method_summary``: not converged, warnings; prunekit.bench.cells.method_warnings).
+(``method_summary``: not converged, warnings; prunekit.bench.cells.method_warnings), and the
+comparisons whose per-seed differences spread by more than ``SEED_SPREAD`` points (seed std).
 
 "significant" and "noise" are the comparison table's verdicts (prunekit.bench.compare: one
 seed, Holm-adjusted exact McNemar p < 0.05, the examples of one trained model being the only
@@ -34,10 +35,13 @@ from prunekit.bench.compare import Comparison
 from prunekit.bench.labels import method_label
 from prunekit.bench.tables import WARN_MARK, fmt_p, fmt_ratio
 
-__all__ = ["reading", "SAME_COST", "same_cost", "matched_costs", "cost_text"]
+__all__ = ["reading", "SAME_COST", "SEED_SPREAD", "same_cost", "matched_costs", "cost_text"]
 
 #: cost ratios within this relative distance of 1 are "the same cost"
 SAME_COST = 0.05
+#: a seed std of the per-seed differences above this (points) is named in the reading: there
+#: the seeds resolve only differences of about the MDD (issue 19's 2-point bar)
+SEED_SPREAD = 2.0
 _MEASURES = ("MACs", "non-zero params")
 #: (loss, method, variant, sparsity) -> the cell's method warnings
 Warnings = Mapping[tuple[str, str, str, float], Sequence[str]]
@@ -198,6 +202,16 @@ def reading(comparisons: Sequence[Comparison], metric: str, metric_text: str,
                 lines.append(f"- {loss}, {head}: {items}.")
         if tested:
             lines.append(f"- {loss}, in short: {_summary(same, other, unknown, ref, warned)}.")
+        wide = [c for c in tested if c.seeds > 1 and c.seed_t is not None
+                and c.seed_t.std > SEED_SPREAD]
+        if wide:
+            lines.append(f"- {loss}, seed spread: the per-seed differences vary by more than "
+                         f"{SEED_SPREAD:g} points (their std) for "
+                         + ", ".join(f"{_what(c, warned)} ({c.seed_t.std:.1f}, MDD "
+                                     f"{c.mdd:.1f})" for c in wide)
+                         + f": there these seeds resolve only differences of about the MDD "
+                           f"(benchmarks/perf/class_spread.py shows which classes carry a "
+                           f"spread).")
         peers = _peers(part, warned)
         if peers:
             lines.append(f"- {loss}, same cost as each other: " + "; ".join(peers) + ".")
