@@ -34,12 +34,12 @@ def _model() -> nn.Module:
 
 
 def _fit(model: nn.Module, epochs: int = 2, ckpt: Any = None, loss: Any = None,
-         **kw: Any) -> Any:
+         seed: int = 0, **kw: Any) -> Any:
     st = StageConfig(epochs=epochs, lr=0.05, schedule="cosine")
     opt = make_optimizer(list(model.parameters()), st)
     return fit(model, loss or TRADES(eps=8 / 255, steps=2), opt, make_scheduler(opt, st),
                build_loader(_data(), 16, shuffle=True, seed=0), epochs, checkpoint=ckpt,
-               seed=0, progress=False, **kw)
+               seed=seed, progress=False, **kw)
 
 
 class ConvDtypes:
@@ -92,15 +92,28 @@ def test_channels_last_step_equals_default_format() -> None:
     assert (loss.attack(ref, x, y) == a_ref).float().mean() < 0.9
 
 
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
 def test_channels_last_training_stays_on_the_default_trajectory() -> None:
-    ref, fast = _model(), _model()
+    """Two epochs in channels_last end where the default format does, up to rounding that
+    sign-PGD amplifies (the thread count or the CPU alone moves the epoch-2 loss by 0.1-0.2 %):
+    measured against the training displacement, the two runs differ by ~3 %, a control with
+    another attack-noise seed by ~37 %."""
+    ref, fast, control = _model(), _model(), _model()
+    start = _flat(ref)
     r_ref = _fit(ref)
     r_fast = _fit(fast, channels_last=True)
+    _fit(control, seed=1)
     w = next(m.weight for m in fast.modules() if isinstance(m, nn.Conv2d))
     assert w.is_contiguous(memory_format=torch.channels_last)
     for a, b in zip(r_ref.history, r_fast.history):
-        assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)
-        assert a["clean_acc"] == pytest.approx(b["clean_acc"], abs=0.02)
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-2)
+        assert a["clean_acc"] == pytest.approx(b["clean_acc"], abs=0.05)
+    moved = (_flat(ref) - start).norm()
+    assert float((_flat(fast) - _flat(ref)).norm() / moved) < 0.1
+    assert float((_flat(control) - _flat(ref)).norm() / moved) > 0.2
 
 
 @needs_bf16
