@@ -237,3 +237,22 @@ def test_grid_bench_versus_is_checked_before_the_grid_runs() -> None:
     Grid.from_dict({"base": base, "bench": {"versus": ["dense", "lrnas"]}})
     with pytest.raises(ConfigError, match="bench versus must be a method name"):
         Grid.from_dict({"base": base, "bench": {"versus": 3}})
+
+
+def test_a_searchers_supernet_epochs_count_as_its_pretraining() -> None:
+    """LRNAS's search trains a supernet whose weights are discarded: its counterpart of the
+    pruners' dense pretraining, not epochs of the evaluated network (issue 25)."""
+    from prunekit.bench.budget import budget_note, budget_sentence, cell_budget, row_budget
+    import pandas as pd
+    lrnas = row_budget({"train_epochs": '{"pretrain": 0, "search": 6, "train": 6}'})
+    pruned = row_budget({"train_epochs": '{"pretrain": 5, "prune": 2, "finetune": 4}'})
+    assert (lrnas.pretrain, lrnas.after, lrnas.before_kind) == (6, 6, "search")
+    assert (pruned.pretrain, pruned.after, pruned.before_kind) == (5, 6, "pretraining")
+    cells = {k: cell_budget(pd.DataFrame([{"train_epochs": t, "train_passes": 100.0}]))
+             for k, t in (("LRNAS", '{"pretrain": 0, "search": 6, "train": 6}'),
+                          ("d2bc", '{"pretrain": 5, "prune": 2, "finetune": 4}'))}
+    note = budget_note(cells["d2bc"], cells["LRNAS"], "lrnas")
+    assert note == "training budget differs: 5 pretraining epochs vs 6 search for lrnas"
+    assert budget_sentence(cells, {}).startswith(
+        "Training budget: equal epochs after pretraining or search (6) for every method; "
+        "before them: LRNAS 6 search; d2bc 5 pretraining")

@@ -8,8 +8,11 @@ every training stage) and ``train_cpu_s`` (process CPU seconds). The budget conv
 comparison grids is "the same number of epochs after pretraining for every method" (a method
 without a search stage fine-tunes longer), so the report compares
 
-- **epochs after pretraining**: the sum of every stage but ``pretrain`` (all of them train with
-  the run's loss), and the pretraining epochs beside it;
+- **epochs after pretraining**: the sum of every stage that trains the evaluated network from
+  its starting point with the run's loss -- every stage but ``pretrain`` (the pruners' dense
+  pretraining) and ``search`` (a searcher's supernet, whose weights are discarded: it is the
+  searcher's counterpart of the pretraining, not training of the final network) -- and the
+  pretraining or search epochs beside it;
 - **forward passes** and **CPU seconds**: the cell's mean over its runs relative to the
   reference cell's (``passes ×ref``); within 5 % (:data:`SAME_BUDGET`) is "the same".
 
@@ -30,7 +33,8 @@ __all__ = ["Budget", "row_budget", "cell_budget", "CellBudget", "SAME_BUDGET", "
 
 #: relative distance of two forward-pass (or CPU-second) totals still called "the same"
 SAME_BUDGET = 0.05
-_PRETRAIN = "pretrain"
+#: stages before the evaluated network's own training, and how a note names them
+_BEFORE = {"pretrain": "pretraining", "search": "search"}
 
 
 def _num(v: Any) -> float:
@@ -49,15 +53,24 @@ class Budget:
 
     @property
     def pretrain(self) -> int | None:
-        """Pretraining epochs (0 for a searcher or a skipped stage), None if unknown."""
-        return None if self.stages is None else int(self.stages.get(_PRETRAIN, 0))
+        """Epochs before the evaluated network's own training (dense pretraining, or a
+        searcher's supernet search; 0 for a skipped stage), None if unknown."""
+        if self.stages is None:
+            return None
+        return int(sum(v for k, v in self.stages.items() if k in _BEFORE))
+
+    @property
+    def before_kind(self) -> str:
+        """``pretraining`` or ``search`` (a searcher's row): what :attr:`pretrain` counts."""
+        return _BEFORE["search"] if self.stages and "search" in self.stages else \
+            _BEFORE["pretrain"]
 
     @property
     def after(self) -> int | None:
-        """Epochs of every stage after pretraining, None if unknown."""
+        """Epochs of every stage after pretraining (or the search), None if unknown."""
         if self.stages is None:
             return None
-        return int(sum(v for k, v in self.stages.items() if k != _PRETRAIN))
+        return int(sum(v for k, v in self.stages.items() if k not in _BEFORE))
 
 
 def row_budget(row: Mapping[str, Any]) -> Budget:
@@ -84,6 +97,8 @@ class CellBudget:
     cpu_s: float
     runs: int
     unknown: int
+    #: what the first number of ``epochs`` counts: "pretraining" or "search"
+    before_kind: str = _BEFORE["pretrain"]
 
     @property
     def known(self) -> bool:
@@ -94,7 +109,7 @@ class CellBudget:
         if not self.epochs:
             return "unknown"
         return "/".join(f"{a}" for _, a in self.epochs) + " (after " + "/".join(
-            str(p) for p in dict.fromkeys(p for p, _ in self.epochs)) + " pretraining)"
+            str(p) for p in dict.fromkeys(p for p, _ in self.epochs)) + f" {self.before_kind})"
 
 
 def cell_budget(rows: pd.DataFrame) -> CellBudget:
@@ -107,8 +122,10 @@ def cell_budget(rows: pd.DataFrame) -> CellBudget:
         xs = [x for x in xs if not math.isnan(x)]
         return float(sum(xs) / len(xs)) if xs else math.nan
 
+    kinds = {b.before_kind for b in known}
     return CellBudget(epochs, mean([b.passes for b in budgets]), mean([b.cpu_s for b in budgets]),
-                      len(budgets), len(budgets) - len(known))
+                      len(budgets), len(budgets) - len(known),
+                      kinds.pop() if len(kinds) == 1 else "pretraining/search")
 
 
 def _ratio(a: float, b: float) -> float:
@@ -125,9 +142,10 @@ def budget_note(cell: CellBudget, ref: CellBudget, ref_name: str) -> str:
     if {a for _, a in cell.epochs} != {a for _, a in ref.epochs}:
         out.append(f"{'/'.join(str(a) for _, a in cell.epochs)} epochs after pretraining vs "
                    f"{'/'.join(str(a) for _, a in ref.epochs)} for {ref_name}")
-    if {p for p, _ in cell.epochs} != {p for p, _ in ref.epochs}:
-        out.append(f"{'/'.join(str(p) for p, _ in cell.epochs)} pretraining epochs vs "
-                   f"{'/'.join(str(p) for p, _ in ref.epochs)} for {ref_name}")
+    if {p for p, _ in cell.epochs} != {p for p, _ in ref.epochs} or \
+            cell.before_kind != ref.before_kind:
+        out.append(f"{'/'.join(str(p) for p, _ in cell.epochs)} {cell.before_kind} epochs vs "
+                   f"{'/'.join(str(p) for p, _ in ref.epochs)} {ref.before_kind} for {ref_name}")
     r = _ratio(cell.passes, ref.passes)
     if not math.isnan(r) and abs(r - 1) > SAME_BUDGET:
         out.append(f"{r:.2f}× {ref_name}'s training forward passes")
@@ -152,9 +170,15 @@ def budget_sentence(cells: Mapping[str, CellBudget], flagged: Mapping[str, str])
                 "shown.")
     afters = {a for c in known.values() for _, a in c.epochs}
     pres = {p for c in known.values() for p, _ in c.epochs}
-    if len(afters) == 1 and len(pres) == 1:
+    kinds = {c.before_kind for c in known.values()}
+    if len(afters) == 1 and len(pres) == 1 and kinds == {_BEFORE["pretrain"]}:
         text = (f"Training budget: equal epochs after pretraining ({afters.pop()}) for every "
                 f"method, pretraining {pres.pop()} epochs")
+    elif len(afters) == 1:
+        text = (f"Training budget: equal epochs after pretraining or search ({afters.pop()}) for "
+                f"every method; before them: " + "; ".join(
+                    f"{k} {'/'.join(str(p) for p in dict.fromkeys(p for p, _ in c.epochs))} "
+                    f"{c.before_kind}" for k, c in known.items()))
     else:
         text = ("Training budget: epochs after pretraining differ -- "
                 + "; ".join(f"{k} {c.epochs_text()}" for k, c in known.items()))

@@ -15,6 +15,10 @@ and evaluates it like every pruned model::
 ``run`` resumes a killed search from the searcher's per-epoch checkpoint in ``workdir`` and
 returns the stored result of a finished one; ``build(genotype, spec)`` rebuilds the same network
 from the JSON genotype alone (same state_dict keys and shapes).
+
+Retraining a known architecture (the NAS protocol "search once, retrain with several seeds",
+or a published genotype): a searcher built with ``genotype=...`` skips :meth:`search` -- ``run``
+builds that genotype (0 search epochs) and ``check_budget`` requires it to fit the budget.
 """
 from __future__ import annotations
 
@@ -86,13 +90,20 @@ class Searcher(Hyperparameters, abc.ABC):
     #: the CSV's ``model`` column is honest) and give it no options (the searcher sets them)
     network: ClassVar[str] = "darts"
 
-    def __init__(self, budget: float, **hparams: Any) -> None:
+    def __init__(self, budget: float, genotype: Any = None, **hparams: Any) -> None:
         self._reject_unknown(hparams)
         budget = self._number(budget, f"budget must be a number of parameters, got {budget!r}")
         self._check(budget >= 0 and budget != float("inf"),
                     f"budget must be a finite number of parameters >= 0, got {budget:g}")
         self.budget = budget
+        #: the given architecture to train instead of searching (plain JSON), None = search
+        self._given: Any = None if genotype is None else self.parse_genotype(genotype)
         self._result: SearchResult | None = None
+
+    def parse_genotype(self, genotype: Any) -> Any:
+        """A given ``genotype`` hyperparameter as plain JSON (one-line ``ValueError`` if
+        malformed); searchers with their own genotype format override it."""
+        return json.loads(json.dumps(genotype))
 
     # -- what a method implements -------------------------------------------------------------
     @abc.abstractmethod
@@ -149,6 +160,13 @@ class Searcher(Hyperparameters, abc.ABC):
 
     def check_budget(self, spec: Any) -> None:
         """Raise a one-line ``ValueError`` if no network fits the budget (before any training)."""
+        if self._given is not None:
+            n = self.count(self._given, spec)
+            if n > self.budget:
+                raise ValueError(f"{self.registry_name or type(self).__name__}: the given "
+                                 f"genotype has {n} parameters, above the budget "
+                                 f"{self.budget:.6g}; raise the budget or give another genotype")
+            return
         low = self.min_budget(spec)
         if self.budget < low:
             raise ValueError(f"{self.registry_name or type(self).__name__}: budget "
@@ -173,7 +191,10 @@ class Searcher(Hyperparameters, abc.ABC):
         ``workdir/result.json``), then :meth:`build` with a seeded initialisation."""
         done = Path(workdir) / RESULT_FILE if workdir is not None else None
         t0 = time.perf_counter()
-        if done is not None and done.exists():
+        if self._given is not None:
+            genotype, history = self._given, []
+            log.info("%s: training the given genotype (no search)", self.registry_name)
+        elif done is not None and done.exists():
             stored = json.loads(done.read_text())
             genotype, history = stored["genotype"], stored["history"]
             log.info("%s: using the finished search in %s", self.registry_name, done)
@@ -209,7 +230,8 @@ class Searcher(Hyperparameters, abc.ABC):
             return {}
         return {"genotype": r.genotype, "budget": self.budget, "budget_kind": self.sparsity_target,
                 "params": int(r.params), "macs": r.macs, "within_budget": bool(r.params <= self.budget),
-                "search_epochs": len(r.history), "search_seconds": round(r.seconds, 3)}
+                "search_epochs": len(r.history), "search_seconds": round(r.seconds, 3),
+                "genotype_given": self._given is not None}
 
     def hparams(self) -> dict[str, Any]:
         """The searcher's settings as resolved by its constructor, plain values only (for logs,

@@ -14,7 +14,8 @@ One search epoch (official ``train_search.main``):
    the budget (:mod:`prunekit.search.selection`), measured on the *final* network
    (``final_C`` = 36, ``final_layers`` = 20 in the official recipe; threshold 2.0 M params).
 
-The result is the genotype selected after the last epoch. Search network: C = 16, 8 cells,
+The result is the genotype selected after the last epoch (``genotype=`` a named or JSON
+genotype skips the search and trains that one: retraining a searched or published network). Search network: C = 16, 8 cells,
 partial channels k = 4, all 8 ops (:class:`prunekit.search.supernet.SearchNetwork`).
 
 **Dataset line**: the released ``train_search.py`` loads SVHN (the CIFAR-10 line is commented
@@ -104,8 +105,8 @@ class LRNAS(Searcher):
                  alpha_momentum: float = 0.8, train_portion: float = 0.5, strict: bool = False,
                  auxiliary: bool = False, auxiliary_weight: float = 0.4,
                  drop_path_prob: float = 0.0, train_grad_clip: float | None = 5.0,
-                 bn_clean_forward: bool = False) -> None:
-        super().__init__(budget)
+                 bn_clean_forward: bool = False, genotype: Any = None) -> None:
+        super().__init__(budget, genotype)
         chk = self._check
         for name, v in (("C", C), ("layers", layers), ("k", k), ("final_C", final_C),
                         ("final_layers", final_layers), ("epochs", epochs),
@@ -157,6 +158,11 @@ class LRNAS(Searcher):
         self.bn_clean_forward = bn_clean_forward
 
     # -- the final network --------------------------------------------------------------------
+    def parse_genotype(self, genotype: Any) -> Any:
+        """A name of :data:`~prunekit.search.genotype.GENOTYPES` or a JSON genotype (as a
+        searched row's ``method_summary`` holds it), as its JSON dict."""
+        return genotype_from(genotype).to_dict()
+
     def build(self, genotype: Any, spec: Any) -> nn.Module:
         return MODELS.build("darts", num_classes=spec.num_classes, in_channels=spec.in_channels,
                             mean=spec.mean, std=spec.std, genotype=genotype_from(genotype).to_dict(),

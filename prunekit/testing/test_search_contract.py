@@ -119,3 +119,24 @@ def test_bad_budgets_are_one_line_errors(name: str) -> None:
     assert "smallest possible network" in str(exc.value) and "\n" not in str(exc.value)
     with pytest.raises((TypeError, ValueError), match="no option|unexpected|unknown"):
         _searcher(name, no_such_hparam=1)
+
+
+def test_a_given_genotype_is_trained_without_a_search(first) -> None:
+    """``genotype=`` (retraining a searched network with other seeds): no search epoch, the
+    same genotype and network; a given genotype above the budget is a one-line error."""
+    name, s, res = first
+    ds = _data()
+    given = _searcher(name, genotype=res.genotype)
+    given.check_budget(ds.spec)
+    train, valid = given.split(ds)
+    out = given.run(train, valid, ds.spec, seed=1, eps=0.1,
+                    on_epoch_end=lambda e: pytest.fail("a search epoch ran"))
+    assert out.genotype == res.genotype and out.history == [] and out.params == res.params
+    assert given.summary()["genotype_given"] is True and s.summary()["genotype_given"] is False
+    tight = _searcher(name, genotype=res.genotype, budget=res.params - 1)
+    with pytest.raises(ValueError, match="above the budget") as exc:
+        tight.check_budget(ds.spec)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(ValueError) as exc:
+        _searcher(name, genotype={"normal": "nonsense"})
+    assert "\n" not in str(exc.value)
